@@ -1,0 +1,115 @@
+"""Job settings: a small typed config, loaded from YAML and checked at start-up.
+
+Beam ``PipelineOptions`` carry runner flags only; everything the job itself needs lives here,
+with a default and a reason for each field. A bad key is named as ``file::key``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import yaml
+
+from eventlake.schema import CATALOG_FIELD_TYPES, DEFAULT_CATALOG_FIELDS
+
+
+class ConfigError(ValueError):
+    """A config file or flag is wrong; the message names the key."""
+
+
+@dataclass
+class ImportConfig:
+    events: list[str] = field(default_factory=list)
+    """Event files: paths or globs (``*.json``, ``*.jsonl``, optionally ``.gz``/``.bz2``/``.zst``)."""
+    catalog: str = ""
+    """Retail Product JSON lines to join events against (a path or glob)."""
+    store: str = ""
+    """The event store (a Delta Lake table), created on first import."""
+    errors: str = ""
+    """Where error samples go; default ``<store>/_errors/<run id>``."""
+    summary: str = ""
+    """Also write the run summary as JSON here."""
+    max_error_ratio: float | None = None
+    """Fail (and commit nothing) when errors / records exceeds this; none means no limit."""
+    max_error_samples: int = 1000
+    """How many error samples to write; counts are always complete."""
+    allowed_event_types: list[str] = field(default_factory=list)
+    """Event types accepted besides Retail's eight."""
+    event_type_map: dict[str, str] = field(default_factory=dict)
+    """Source event type -> canonical type, e.g. ``cart: add-to-cart``."""
+    catalog_fields: list[str] = field(default_factory=lambda: list(DEFAULT_CATALOG_FIELDS))
+    """Catalog fields copied into each stored product."""
+    reimport: bool = False
+    """Import files the store already has (their events then count as duplicates)."""
+    split_bytes: int = 64 << 20
+    """Uncompressed files larger than this are read in parallel byte ranges."""
+    block_bytes: int = 8 << 20
+    """Bytes of lines parsed at a time: the size of one Arrow batch."""
+
+    def check(self) -> ImportConfig:
+        if not self.events:
+            raise ConfigError("events: give at least one file or glob (--events)")
+        if not self.catalog:
+            raise ConfigError("catalog: give the product catalog (--catalog)")
+        if not self.store:
+            raise ConfigError("store: give the event store location (--store)")
+        unknown = [f for f in self.catalog_fields if f not in CATALOG_FIELD_TYPES]
+        if unknown:
+            raise ConfigError(f"catalog_fields: unknown field {unknown[0]!r}; choose from {', '.join(CATALOG_FIELD_TYPES)}")
+        if self.max_error_ratio is not None and not 0 <= self.max_error_ratio <= 1:
+            raise ConfigError("max_error_ratio: must be between 0 and 1")
+        if self.max_error_samples < 0:
+            raise ConfigError("max_error_samples: must not be negative")
+        if self.split_bytes < 1 << 16 or self.block_bytes < 1 << 10:
+            raise ConfigError("split_bytes must be at least 64 KiB and block_bytes at least 1 KiB")
+        return self
+
+
+_TYPES = {f.name: f.type for f in dataclasses.fields(ImportConfig)}
+
+
+def load_config(path: str | None, overrides: dict) -> ImportConfig:
+    """Defaults, then the YAML file's ``import:`` section (or top level), then ``overrides``."""
+    values: dict = {}
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                document = yaml.safe_load(handle) or {}
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(document, dict):
+            raise ConfigError(f"{path}: the config must be a mapping of settings")
+        section = document.get("import", document)
+        for key, value in section.items():
+            if key not in _TYPES:
+                raise ConfigError(f"{path}::{key}: unknown setting; known: {', '.join(_TYPES)}")
+            values[key] = _coerce(f"{path}::{key}", key, value)
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _coerce(f"--{key.replace('_', '-')}", key, value)
+    return ImportConfig(**values).check()
+
+
+def _coerce(where: str, key: str, value):
+    kind = _TYPES[key]
+    expected = {
+        "list[str]": (list, str),
+        "str": (str, None),
+        "int": (int, None),
+        "bool": (bool, None),
+        "float | None": ((int, float), None),
+        "dict[str, str]": (dict, str),
+    }[kind]
+    outer, inner = expected
+    if isinstance(value, bool) and outer is not bool:
+        raise ConfigError(f"{where}: expected {kind}, got {value!r}")
+    if not isinstance(value, outer):
+        raise ConfigError(f"{where}: expected {kind}, got {type(value).__name__}")
+    if outer is list and not all(isinstance(v, inner) for v in value):
+        raise ConfigError(f"{where}: expected a list of strings")
+    if outer is dict and not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigError(f"{where}: expected a mapping of strings to strings")
+    return float(value) if kind == "float | None" else value

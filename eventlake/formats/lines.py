@@ -1,0 +1,90 @@
+"""Line-delimited blocks: find line boundaries in raw bytes with numpy, not a Python loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+_NEWLINE = ord("\n")
+_CR = ord("\r")
+_WHITESPACE = np.array([ord(c) for c in " \t\r\n"], dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class LineBlock:
+    """Whole lines of one source file, blank lines dropped, with where each line starts.
+
+    ``starts``/``ends`` index into ``data`` (``ends`` excludes the line terminator, ``stops`` is
+    the position of the newline or the end of ``data``);
+    ``offsets`` are byte offsets in the source file; ``line_numbers`` are 1-based, or -1 when
+    not known yet (a byte range in the middle of a split file).
+    """
+
+    source: str
+    data: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+    stops: np.ndarray
+    offsets: np.ndarray
+    line_numbers: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def raw(self, i: int) -> bytes:
+        return self.data[self.starts[i] : self.ends[i]]
+
+    def records(self, rows: np.ndarray) -> pa.BinaryArray:
+        """The raw text of the given lines (line terminators trimmed when the sample is written)."""
+        bounds = np.append(self.starts, len(self.data)).astype(np.int32 if len(self.data) < 2**31 else np.int64)
+        kind = pa.binary() if bounds.dtype == np.int32 else pa.large_binary()
+        # Zero-copy view: line i spans to the next kept line's start, then ``take`` gathers.
+        whole = pa.Array.from_buffers(kind, len(self), [None, pa.py_buffer(bounds), pa.py_buffer(self.data)])
+        return whole.take(pa.array(rows, pa.int64())).cast(pa.binary())
+
+    def joined(self, rows: np.ndarray) -> bytes:
+        """The given lines (sorted indices) as one newline-delimited buffer."""
+        if len(rows) == len(self):
+            return self.data
+        buf = np.frombuffer(self.data, dtype=np.uint8)
+        keep = np.zeros(len(buf) + 2, dtype=np.int8)
+        # +1 at each kept line's start, -1 just past its newline: a cumulative sum marks its bytes.
+        np.add.at(keep, self.starts[rows], 1)
+        np.add.at(keep, self.stops[rows] + 1, -1)
+        mask = np.cumsum(keep[: len(buf)]) > 0
+        out = buf[mask].tobytes()
+        return out if out.endswith(b"\n") or not out else out + b"\n"
+
+
+def split_lines(source: str, data: bytes, base_offset: int, first_line: int) -> tuple[LineBlock, int]:
+    """Split ``data`` (whole lines; the last may lack its newline) into a ``LineBlock``.
+
+    Returns the block and the number of lines seen, blank ones included, so that the caller can
+    carry the line count on to the next block.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == _NEWLINE)
+    ends = newlines
+    if len(buf) and (len(newlines) == 0 or newlines[-1] != len(buf) - 1):
+        ends = np.append(newlines, len(buf))
+    starts = np.concatenate(([0], newlines + 1))[: len(ends)].astype(np.int64)
+    line_count = len(ends)
+    stops = ends.astype(np.int64)
+    ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == _CR))  # CRLF
+    keep = np.flatnonzero(_nonblank(buf, starts, ends))
+    starts, ends, stops = starts[keep], ends[keep].astype(np.int64), stops[keep]
+    if first_line >= 0:
+        numbers = keep.astype(np.int64) + first_line
+    else:
+        numbers = np.full(len(keep), -1, dtype=np.int64)
+    return LineBlock(source, data, starts, ends, stops, starts + base_offset, numbers), line_count
+
+
+def _nonblank(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """True for lines with at least one byte that is not white space."""
+    if len(starts) == 0:
+        return np.zeros(0, dtype=bool)
+    cum = np.concatenate(([0], np.cumsum(~np.isin(buf, _WHITESPACE), dtype=np.int64)))
+    return (cum[ends] - cum[starts]) > 0

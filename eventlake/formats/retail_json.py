@@ -1,0 +1,396 @@
+"""Google Cloud Retail ``UserEvent`` JSON lines -> canonical Arrow batches.
+
+Two paths give the same result. The fast path hands whole blocks of lines to Arrow's JSON
+reader. Lines it cannot take as they are (the quirks Google's own samples have: a single
+``productDetails`` object, numbers as strings; snake_case names; ``attributes`` maps; broken
+JSON) go one by one through ``normalize``, which either rewrites them into the dialect the fast
+path reads or says which field broke which rule; the rewritten lines are then read by Arrow in
+one call. A bad line costs its own slow parse, never a slow parse of its whole block.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from eventlake.errors import error_record
+from eventlake.formats.arrow_util import camel_to_snake, convert, list_any, rows_where, snake_to_camel
+from eventlake.formats.lines import LineBlock
+from eventlake.schema import EVENT_SCHEMA, PARSED_SCHEMA
+
+# The dialect the fast path reads: Retail's proto3 JSON names, lists where Retail has repeated
+# fields, every number as a double (integrality is checked after reading).
+STRING, NUMBER, BOOL, ATTRIBUTES = "string", "number", "bool", "attributes"
+SPEC: dict = {
+    "eventType": STRING,
+    "visitorId": STRING,
+    "sessionId": STRING,
+    "eventTime": STRING,
+    "experimentIds": [STRING],
+    "attributionToken": STRING,
+    "productDetails": [{"product": {"id": STRING}, "quantity": NUMBER}],
+    "attributes": ATTRIBUTES,
+    "cartId": STRING,
+    "purchaseTransaction": {
+        "id": STRING,
+        "revenue": NUMBER,
+        "tax": NUMBER,
+        "cost": NUMBER,
+        "currencyCode": STRING,
+    },
+    "searchQuery": STRING,
+    "filter": STRING,
+    "orderBy": STRING,
+    "offset": NUMBER,
+    "pageCategories": [STRING],
+    "userInfo": {"userId": STRING, "ipAddress": STRING, "userAgent": STRING, "directUserRequest": BOOL},
+    "uri": STRING,
+    "referrerUri": STRING,
+    "pageViewId": STRING,
+    "entity": STRING,
+}
+INTEGER_FIELDS = {"productDetails.quantity", "offset"}
+
+
+def _arrow_type(spec) -> pa.DataType:
+    if spec == STRING:
+        return pa.string()
+    if spec == NUMBER:
+        return pa.float64()
+    if spec == BOOL:
+        return pa.bool_()
+    if spec == ATTRIBUTES:
+        value = pa.struct([("text", pa.list_(pa.string())), ("numbers", pa.list_(pa.float64()))])
+        return pa.list_(pa.struct([("key", pa.string()), ("value", value)]))
+    if isinstance(spec, list):
+        return pa.list_(_arrow_type(spec[0]))
+    return pa.struct([(name, _arrow_type(sub)) for name, sub in spec.items()])
+
+
+DIALECT_SCHEMA = pa.schema([(name, _arrow_type(spec)) for name, spec in SPEC.items()])
+_FAST_OPTIONS = pj.ParseOptions(explicit_schema=DIALECT_SCHEMA, unexpected_field_behavior="infer")
+_STRICT_OPTIONS = pj.ParseOptions(explicit_schema=DIALECT_SCHEMA, unexpected_field_behavior="error")
+_ROW_ERROR = re.compile(r"in row (\d+)")
+# Lines the fast path would reject: quirks that are valid Retail input, sent straight to the
+# slow path instead of costing a failed block read. A false match only costs speed.
+_QUIRKS = re.compile(
+    rb'"(?:productDetails|attributes|product_details)"\s*:|"[A-Za-z0-9]+_[A-Za-z0-9_]*"\s*:'
+    rb'|"(?:quantity|revenue|tax|cost|offset)"\s*:\s*"'
+)
+_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+
+
+class FieldError(ValueError):
+    """A line breaks a type or shape rule at ``field``."""
+
+    def __init__(self, field: str, reason: str, message: str):
+        super().__init__(message)
+        self.field, self.reason = field, reason
+
+
+def parse_block(block: LineBlock) -> tuple[pa.RecordBatch, list[dict]]:
+    """Parse the lines of ``block``: a ``PARSED_SCHEMA`` batch plus an error for every other line."""
+    errors: list[dict] = []
+    n = len(block)
+    slow = np.zeros(n, dtype=bool)
+    rejected = np.zeros(n, dtype=bool)
+    _check_utf8(block, rejected, errors)
+    _mark_suspicious(block, slow)
+    slow &= ~rejected
+
+    tables, table_rows = [], []
+    fast_rows = np.flatnonzero(~slow & ~rejected)
+    for rows, table in _read_fast(block, fast_rows, slow):
+        extra = _rows_with_unknown_fields(table)
+        if extra.any():
+            slow[rows[extra]] = True
+            keep = np.flatnonzero(~extra)
+            rows, table = rows[keep], table.take(pa.array(keep))
+        tables.append(table)
+        table_rows.append(rows)
+
+    slow_rows = np.flatnonzero(slow)
+    if len(slow_rows):
+        rows, table = _read_slow(block, slow_rows, errors)
+        tables.append(table)
+        table_rows.append(rows)
+
+    rows = np.concatenate(table_rows) if table_rows else np.zeros(0, dtype=np.int64)
+    if tables:
+        dialect = pa.concat_tables([t.select(DIALECT_SCHEMA.names) for t in tables], promote_options="permissive")
+    else:
+        dialect = DIALECT_SCHEMA.empty_table()
+    batch = _to_canonical(block, dialect, rows, errors)
+    return batch, errors
+
+
+def _check_utf8(block: LineBlock, rejected: np.ndarray, errors: list[dict]) -> None:
+    try:
+        block.data.decode("utf-8")
+        return
+    except UnicodeDecodeError:
+        pass
+    for i in range(len(block)):
+        raw = block.raw(i)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rejected[i] = True
+            errors.append(_error(block, i, "", "INVALID_UTF8", f"line is not valid UTF-8 (byte {exc.start})"))
+
+
+def _mark_suspicious(block: LineBlock, slow: np.ndarray) -> None:
+    """Send lines that are not a plain ``{...}`` or that show a known quirk to the slow path."""
+    if not len(block):
+        return
+    buf = np.frombuffer(block.data, dtype=np.uint8)
+    slow |= buf[block.starts] != ord("{")
+    slow |= buf[block.ends - 1] != ord("}")
+    positions = [m.start() for m in _QUIRKS.finditer(block.data)]
+    if positions:
+        slow[np.searchsorted(block.starts, np.asarray(positions), side="right") - 1] = True
+
+
+def _read_fast(block: LineBlock, rows: np.ndarray, slow: np.ndarray):
+    """Read ``rows`` with Arrow; a line Arrow names as bad goes to the slow path, the rest is kept.
+
+    Yields ``(rows, table)`` pieces. An error that names no row sends the remaining lines to the
+    slow path: correct, only slower, and not seen with the dialect above.
+    """
+    start = 0
+    while start < len(rows):
+        part = rows[start:]
+        try:
+            yield part, _read(block.joined(part), _FAST_OPTIONS)
+            return
+        except pa.ArrowInvalid as exc:
+            found = _ROW_ERROR.search(str(exc))
+            if not found or int(found.group(1)) >= len(part):
+                slow[part] = True
+                return
+            bad = int(found.group(1))
+        slow[part[bad]] = True
+        if bad:
+            head = part[:bad]
+            try:
+                yield head, _read(block.joined(head), _FAST_OPTIONS)
+            except pa.ArrowInvalid:
+                slow[head] = True
+        start += bad + 1
+
+
+def _read(data: bytes, options: pj.ParseOptions) -> pa.Table:
+    read_options = pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
+    return pj.read_json(pa.BufferReader(data), read_options=read_options, parse_options=options)
+
+
+def _rows_with_unknown_fields(table: pa.Table) -> np.ndarray:
+    """Rows where Arrow's inference found a field the dialect does not have."""
+    mask = np.zeros(table.num_rows, dtype=bool)
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        if name not in DIALECT_SCHEMA.names:
+            mask |= column.is_valid().to_numpy(zero_copy_only=False)
+        else:
+            mask |= _extra_in(column, DIALECT_SCHEMA.field(name).type)
+    return mask
+
+
+def _extra_in(array: pa.Array, expected: pa.DataType) -> np.ndarray:
+    if array.type == expected:
+        return np.zeros(len(array), dtype=bool)
+    if pa.types.is_struct(array.type) and pa.types.is_struct(expected):
+        mask = np.zeros(len(array), dtype=bool)
+        known = {f.name: f.type for f in expected}
+        for i in range(array.type.num_fields):
+            child, name = array.field(i), array.type.field(i).name
+            mask |= _extra_in(child, known[name]) if name in known else child.is_valid().to_numpy(zero_copy_only=False)
+        return mask
+    if pa.types.is_list(array.type) and pa.types.is_list(expected):
+        return list_any(array, _extra_in(array.flatten(), expected.value_type))
+    return array.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _read_slow(block: LineBlock, rows: np.ndarray, errors: list[dict]) -> tuple[np.ndarray, pa.Table]:
+    """Normalize lines one by one, then read the normalized lines with Arrow in one call."""
+    kept, lines = [], []
+    for i in rows:
+        try:
+            record = orjson.loads(block.raw(i))
+        except orjson.JSONDecodeError as exc:
+            errors.append(_error(block, i, "", "INVALID_JSON", f"line is not valid JSON: {exc}"))
+            continue
+        if not isinstance(record, dict):
+            errors.append(_error(block, i, "", "NOT_AN_OBJECT", "line is JSON but not an object"))
+            continue
+        try:
+            lines.append(orjson.dumps(normalize(record, SPEC, "")))
+        except FieldError as exc:
+            errors.append(_error(block, i, exc.field, exc.reason, str(exc)))
+            continue
+        kept.append(i)
+    kept_rows = np.asarray(kept, dtype=np.int64)
+    if not lines:
+        return kept_rows, DIALECT_SCHEMA.empty_table()
+    return kept_rows, _read(b"\n".join(lines), _STRICT_OPTIONS)
+
+
+def normalize(value, spec, path: str):
+    """Rewrite one parsed value into the fast path's dialect, or raise ``FieldError``."""
+    if value is None:
+        return None
+    where = path or "record"
+    if spec == STRING:
+        if not isinstance(value, str):
+            raise FieldError(path, "INVALID_TYPE", f"{where} must be a string, got {_kind(value)}")
+        return value
+    if spec == NUMBER:
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                raise FieldError(path, "INVALID_TYPE", f"{where} must be a number, got {value[:40]!r}") from None
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            raise FieldError(path, "INVALID_TYPE", f"{where} must be a number, got {_kind(value)}")
+        if number != number or number in (float("inf"), float("-inf")):
+            raise FieldError(path, "INVALID_VALUE", f"{where} must be a finite number")
+        return number
+    if spec == BOOL:
+        if not isinstance(value, bool):
+            raise FieldError(path, "INVALID_TYPE", f"{where} must be true or false, got {_kind(value)}")
+        return value
+    if spec == ATTRIBUTES:
+        return _normalize_attributes(value, path)
+    if isinstance(spec, list):
+        if isinstance(value, dict) and path == "productDetails":
+            value = [value]  # Google's samples write a single productDetails object
+        if not isinstance(value, list):
+            raise FieldError(path, "INVALID_TYPE", f"{where} must be a list, got {_kind(value)}")
+        return [normalize(item, spec[0], f"{path}[{i}]" if path else str(i)) for i, item in enumerate(value)]
+    if not isinstance(value, dict):
+        raise FieldError(path, "INVALID_TYPE", f"{where} must be an object, got {_kind(value)}")
+    out = {}
+    for key, item in value.items():
+        name = key if key in spec else snake_to_camel(key)
+        child_path = f"{path}.{name}" if path else name
+        if name not in spec:
+            if item is None:
+                continue
+            raise FieldError(f"{path}.{key}" if path else key, "UNKNOWN_FIELD", f"unknown field {key!r}")
+        if name in out:
+            raise FieldError(child_path, "DUPLICATE_FIELD", f"{child_path} is given twice")
+        out[name] = normalize(item, spec[name], child_path)
+    return out
+
+
+def _normalize_attributes(value, path: str) -> list:
+    """Retail's ``map<string, CustomAttribute>``, or a list of ``{key, value}``, as a sorted list."""
+    if isinstance(value, list):
+        pairs = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict) or set(item) - {"key", "value"}:
+                raise FieldError(f"{path}[{i}]", "INVALID_TYPE", f"{path}[{i}] must be an object with key and value")
+            pairs.append((item.get("key"), item.get("value")))
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        raise FieldError(path, "INVALID_TYPE", f"{path} must be an object, got {_kind(value)}")
+    spec = {"text": [STRING], "numbers": [NUMBER]}
+    out = []
+    for key, attribute in sorted(pairs, key=lambda kv: str(kv[0])):
+        if not isinstance(key, str):
+            raise FieldError(path, "INVALID_TYPE", f"{path} keys must be strings")
+        out.append({"key": key, "value": normalize(attribute, spec, f"{path}.{key}")})
+    return out
+
+
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+
+
+def _error(block: LineBlock, i: int, field: str, reason: str, message: str) -> dict:
+    line = int(block.line_numbers[i])
+    return error_record(
+        block.source, line if line >= 0 else None, int(block.offsets[i]), field, reason, message, block.raw(i)
+    )
+
+
+def _to_canonical(block: LineBlock, dialect: pa.Table, rows: np.ndarray, errors: list[dict]) -> pa.RecordBatch:
+    """Dialect table (one row per line in ``rows``) -> ``PARSED_SCHEMA`` batch, type errors out."""
+    bad = np.zeros(dialect.num_rows, dtype=bool)
+    quantity = pc.struct_field(pc.list_flatten(dialect.column("productDetails")), "quantity")
+    _reject(dialect, rows, bad, _not_integer(quantity), "productDetails.quantity", block, errors, list_of="productDetails")
+    _reject(dialect, rows, bad, _not_integer(dialect.column("offset")), "offset", block, errors)
+
+    event_time_text = dialect.column("eventTime")
+    well_formed = pc.match_substring_regex(event_time_text, _RFC3339)
+    event_time = _parse_times(event_time_text, well_formed)
+    unparsable = pc.and_(pc.is_valid(event_time_text), pc.is_null(event_time))
+    for i in rows_where(unparsable):
+        if not bad[i]:
+            bad[i] = True
+            value = event_time_text[int(i)].as_py()
+            errors.append(
+                _error(block, rows[i], "eventTime", "INVALID_EVENT_TIME",
+                       f"eventTime must be an RFC 3339 timestamp with a UTC offset, got {value[:60]!r}")
+            )
+
+    keep = np.flatnonzero(~bad)
+    if len(keep) < dialect.num_rows:
+        dialect, rows, event_time = dialect.take(pa.array(keep)), rows[keep], event_time.take(pa.array(keep))
+    columns = []
+    for field in EVENT_SCHEMA:
+        camel = snake_to_camel(field.name)
+        if field.name == "event_time":
+            columns.append(event_time)
+        elif field.name == "source_event_type":
+            columns.append(dialect.column("eventType").combine_chunks())
+        elif camel in DIALECT_SCHEMA.names:
+            columns.append(convert(dialect.column(camel).combine_chunks(), field.type, camel_to_snake))
+        else:
+            columns.append(pa.nulls(dialect.num_rows, field.type))
+    columns.append(pa.array(np.full(len(rows), block.source, dtype=object), pa.string()))
+    columns.append(pa.array(block.offsets[rows], pa.int64()))
+    columns.append(pa.array(block.line_numbers[rows], pa.int64()))
+    columns.append(block.records(rows))
+    return pa.RecordBatch.from_arrays(columns, schema=PARSED_SCHEMA)
+
+
+def _not_integer(values) -> pa.Array:
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    too_big = pc.greater(pc.abs(values), 2.0**53)
+    return pc.or_(pc.not_equal(pc.floor(values), values), too_big)
+
+
+def _reject(dialect, rows, bad, mask, field, block, errors, list_of: str | None = None) -> None:
+    if list_of:
+        hit = list_any(dialect.column(list_of).combine_chunks(), pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
+        targets = np.flatnonzero(hit)
+    else:
+        targets = rows_where(mask)
+    for i in targets:
+        if not bad[i]:
+            bad[i] = True
+            errors.append(_error(block, rows[i], field, "INVALID_TYPE", f"{field} must be a whole number"))
+
+
+def _parse_times(text: pa.ChunkedArray, well_formed: pa.ChunkedArray) -> pa.Array:
+    text = pc.if_else(well_formed, text, pa.scalar(None, pa.string())).combine_chunks()
+    target = pa.timestamp("us", tz="UTC")
+    try:
+        return pc.cast(text, target)
+    except pa.ArrowInvalid:  # a well-formed but impossible date (month 13): value by value
+        out = []
+        for value in text:
+            try:
+                out.append(pc.cast(value, target))
+            except pa.ArrowInvalid:
+                out.append(pa.scalar(None, target))
+        return pa.array([v.as_py() for v in out], target)

@@ -1,0 +1,156 @@
+"""The event store's Delta Lake transaction log: read a snapshot, commit a version atomically.
+
+Protocol reader 1 / writer 2: plain JSON commits, no checkpoints written by us. A commit is one
+``NNNNNNNNNNNNNNNNNNNN.json`` created with put-if-absent, so two writers can never both own a
+version; the loser re-reads the log and retries or gives up cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from eventlake.io.files import read_all
+
+LOG_DIR = "_delta_log"
+
+
+class CommitConflict(RuntimeError):
+    """Another writer committed the version this job wanted."""
+
+
+@dataclass
+class Snapshot:
+    """The table as of ``version`` (-1: no table yet)."""
+
+    version: int = -1
+    files: dict[str, dict] = field(default_factory=dict)  # path -> add action
+    metadata: dict | None = None
+    commits: list[dict] = field(default_factory=list)  # commitInfo of every version, in order
+
+    @property
+    def exists(self) -> bool:
+        return self.version >= 0
+
+    def imported_sources(self) -> set[tuple[str, int, float]]:
+        out = set()
+        for info in self.commits:
+            for source in info.get("eventlake", {}).get("sources", []):
+                out.add((source["path"], int(source["size"]), float(source["mtime"])))
+        return out
+
+
+def join_path(root: str, *parts: str) -> str:
+    if "://" in root:
+        return posixpath.join(root, *parts)
+    return os.path.join(root, *parts)
+
+
+def log_path(store: str, version: int) -> str:
+    return join_path(store, LOG_DIR, f"{version:020d}.json")
+
+
+def read_snapshot(store: str) -> Snapshot:
+    pattern = join_path(store, LOG_DIR, "*.json")
+    try:
+        found = FileSystems.match([pattern])[0].metadata_list
+    except Exception:
+        found = []
+    versions = sorted(int(posixpath.basename(m.path)[:-5]) for m in found if posixpath.basename(m.path)[:-5].isdigit())
+    snapshot = Snapshot()
+    for expected, version in enumerate(versions):
+        if version != expected:
+            raise RuntimeError(f"{store}: the Delta log is missing version {expected} (checkpointed tables are not supported yet)")
+        _apply(snapshot, read_all(log_path(store, version)))
+        snapshot.version = version
+    return snapshot
+
+
+def _apply(snapshot: Snapshot, text: bytes) -> None:
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        action = json.loads(line)
+        if "add" in action:
+            snapshot.files[action["add"]["path"]] = action["add"]
+        elif "remove" in action:
+            snapshot.files.pop(action["remove"]["path"], None)
+        elif "metaData" in action:
+            snapshot.metadata = action["metaData"]
+        elif "commitInfo" in action:
+            snapshot.commits.append(action["commitInfo"])
+
+
+def commit(store: str, version: int, actions: list[dict]) -> None:
+    """Write ``actions`` as ``version``; raise ``CommitConflict`` if that version exists."""
+    body = "".join(json.dumps(a, separators=(",", ":")) + "\n" for a in actions).encode()
+    put_if_absent(log_path(store, version), body)
+
+
+def put_if_absent(path: str, data: bytes) -> None:
+    if "://" in path:
+        raise NotImplementedError(f"{path}: committing to object storage is not supported yet; use a local store")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(temp, path)  # atomic, and fails when the version exists: a reader never sees half a commit
+    except FileExistsError:
+        raise CommitConflict(f"version {posixpath.basename(path)} was committed by another writer") from None
+    finally:
+        os.unlink(temp)
+
+
+def protocol_action() -> dict:
+    return {"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}
+
+
+def metadata_action(schema: pa.Schema, partition_columns: list[str]) -> dict:
+    return {
+        "metaData": {
+            "id": str(uuid.uuid4()),
+            "format": {"provider": "parquet", "options": {}},
+            "schemaString": json.dumps(delta_schema(schema)),
+            "partitionColumns": partition_columns,
+            "configuration": {},
+            "createdTime": int(time.time() * 1000),
+        }
+    }
+
+
+def delta_schema(schema: pa.Schema) -> dict:
+    return {"type": "struct", "fields": [_delta_field(f) for f in schema]}
+
+
+def _delta_field(f: pa.Field) -> dict:
+    return {"name": f.name, "type": _delta_type(f.type), "nullable": f.nullable, "metadata": {}}
+
+
+def _delta_type(t: pa.DataType):
+    if pa.types.is_struct(t):
+        return {"type": "struct", "fields": [_delta_field(t.field(i)) for i in range(t.num_fields)]}
+    if pa.types.is_list(t):
+        return {"type": "array", "elementType": _delta_type(t.value_type), "containsNull": True}
+    simple = {
+        pa.string(): "string",
+        pa.binary(): "binary",
+        pa.int64(): "long",
+        pa.int32(): "integer",
+        pa.float64(): "double",
+        pa.bool_(): "boolean",
+        pa.date32(): "date",
+        pa.timestamp("us", tz="UTC"): "timestamp",
+    }
+    if t in simple:
+        return simple[t]
+    raise TypeError(f"no Delta type for Arrow type {t}")

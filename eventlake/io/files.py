@@ -1,0 +1,141 @@
+"""Source files: match globs, split large files into byte ranges, read ranges as line blocks.
+
+Everything goes through Beam's ``FileSystems`` so that local paths, ``gs://`` and ``s3://``
+read the same way. A range owns every line that starts inside it; compressed files cannot be
+split and are read whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from eventlake.formats.lines import LineBlock, split_lines
+
+COMPRESSION_BY_SUFFIX = {".gz": CompressionTypes.GZIP, ".bz2": CompressionTypes.BZIP2, ".zst": CompressionTypes.ZSTD}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    size: int
+    mtime: float
+
+    def as_log_entry(self) -> dict:
+        return {"path": self.path, "size": self.size, "mtime": self.mtime}
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    path: str
+    start: int
+    end: int  # exclusive; -1 for "to the end" (compressed files)
+
+    @property
+    def compression(self) -> str:
+        return compression_of(self.path)
+
+
+def compression_of(path: str) -> str:
+    for suffix, kind in COMPRESSION_BY_SUFFIX.items():
+        if path.endswith(suffix):
+            return kind
+    return CompressionTypes.UNCOMPRESSED
+
+
+def match_files(patterns: list[str], suffixes: tuple[str, ...]) -> tuple[list[SourceFile], list[str]]:
+    """Files matching any pattern whose names end in ``suffixes`` (before a compression suffix).
+
+    Returns the files (sorted, unique) and the patterns that matched nothing.
+    """
+    files: dict[str, SourceFile] = {}
+    unmatched = []
+    for pattern in patterns:
+        try:
+            result = FileSystems.match([pattern])[0]
+            metadata = result.metadata_list
+        except Exception:  # Beam raises BeamIOError for a missing path; treat it as no match
+            metadata = []
+        hits = [m for m in metadata if _base_name(m.path).endswith(suffixes)]
+        if not hits:
+            unmatched.append(pattern)
+        for m in hits:
+            files[m.path] = SourceFile(m.path, int(m.size_in_bytes), float(m.last_updated_in_seconds or 0.0))
+    return [files[p] for p in sorted(files)], unmatched
+
+
+def _base_name(path: str) -> str:
+    for suffix in COMPRESSION_BY_SUFFIX:
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return path
+
+
+def split_ranges(files: list[SourceFile], split_bytes: int) -> list[ByteRange]:
+    ranges = []
+    for f in files:
+        if compression_of(f.path) != CompressionTypes.UNCOMPRESSED or f.size <= split_bytes:
+            ranges.append(ByteRange(f.path, 0, -1))
+            continue
+        for start in range(0, f.size, split_bytes):
+            ranges.append(ByteRange(f.path, start, min(start + split_bytes, f.size)))
+    return ranges
+
+
+def read_blocks(byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[LineBlock, int]]:
+    """Line blocks of the lines that start in ``byte_range``, with the line count of each block.
+
+    Line numbers are 1-based within the range; a range that starts mid-file has them corrected
+    once every range has reported its line count.
+    """
+    with FileSystems.open(byte_range.path, compression_type=byte_range.compression) as handle:
+        position = 0
+        if byte_range.start > 0:
+            handle.seek(byte_range.start - 1)
+            # Skip the tail of the line that began in the previous range.
+            skipped = handle.readline()
+            position = byte_range.start - 1 + len(skipped)
+        end = byte_range.end
+        first_line = 1
+        pending = b""
+        done = False
+        while not done:
+            chunk = handle.read(block_bytes)
+            if not chunk:
+                data, pending, done = pending, b"", True
+            else:
+                buffer = pending + chunk
+                cut = buffer.rfind(b"\n") + 1
+                if cut == 0:
+                    pending = buffer
+                    continue
+                data, pending = buffer[:cut], buffer[cut:]
+            if end >= 0 and position + len(data) > end:
+                data, done = _lines_starting_before(data, end - position), True
+            if not data:
+                continue
+            block, line_count = split_lines(byte_range.path, data, position, first_line)
+            position += len(data)
+            first_line += line_count
+            yield block, line_count
+
+
+def _lines_starting_before(data: bytes, limit: int) -> bytes:
+    """The lines of ``data`` that start before byte ``limit`` (the last one whole)."""
+    if limit <= 0:
+        return b""
+    newline = data.find(b"\n", limit - 1)
+    return data if newline < 0 else data[: newline + 1]
+
+
+def read_all(path: str) -> bytes:
+    with FileSystems.open(path, compression_type=compression_of(path)) as handle:
+        return handle.read()
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        handle.write(data)

@@ -1,0 +1,208 @@
+"""Event store data files: write batches as date-partitioned Parquet, describe what was written.
+
+Files are written at their final place under the store but are part of the table only once a
+commit adds them; a failed job's files are never referenced and are removed when it can.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from eventlake.io.delta_log import join_path
+from eventlake.schema import PARTITION_COLUMN
+
+ROW_GROUP_ROWS = 65_536
+MAX_BUFFERED_ROWS = 262_144
+MAX_FILE_ROWS = 2_000_000
+
+
+@dataclass
+class WrittenFile:
+    """One data file: its Delta add action fields, its counts, and its rows' dedupe keys."""
+
+    path: str  # relative to the store
+    date: str
+    size: int = 0
+    rows: int = 0
+    joined: int = 0
+    by_event_type: dict = field(default_factory=dict)
+    min_time: int = 0  # microseconds since the epoch
+    max_time: int = 0
+    fingerprints: bytes = b""  # 16 bytes a row
+    order: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (source index << 40) + offset
+
+    def add_action(self) -> dict:
+        stats = {
+            "numRecords": self.rows,
+            "minValues": {"event_time": _iso(self.min_time)},
+            "maxValues": {"event_time": _iso(self.max_time)},
+            "nullCount": {"event_time": 0},
+        }
+        return {
+            "add": {
+                "path": self.path,
+                "partitionValues": {PARTITION_COLUMN: self.date},
+                "size": self.size,
+                "modificationTime": int(time.time() * 1000),
+                "dataChange": True,
+                "stats": json.dumps(stats, separators=(",", ":")),
+            }
+        }
+
+
+def _iso(micros: int) -> str:
+    return np.datetime64(int(micros), "us").astype("datetime64[ms]").astype(str) + "Z"
+
+
+def order_keys(source_index: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """A sortable position of each row across all sources of a run: source first, then offset."""
+    return (source_index.astype(np.int64) << 40) + offsets.astype(np.int64)
+
+
+class _OpenFile:
+    def __init__(self, store: str, date: str, run_id: str, schema: pa.Schema):
+        self.info = WrittenFile(path=f"{PARTITION_COLUMN}={date}/part-{run_id}-{uuid.uuid4().hex[:12]}.parquet", date=date)
+        self.handle = FileSystems.create(join_path(store, self.info.path), compression_type=CompressionTypes.UNCOMPRESSED)
+        self.sink = pa.PythonFile(self.handle, mode="w")
+        self.writer = pq.ParquetWriter(self.sink, schema, compression="zstd")
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self.fingerprints: list[bytes] = []
+        self.orders: list[np.ndarray] = []
+        self.types: Counter = Counter()
+        self.min_time, self.max_time = None, None
+
+
+class StoreFileWriter:
+    """Buffers batches per event date and writes them as Parquet row groups; bounded memory."""
+
+    def __init__(self, store: str, run_id: str, schema: pa.Schema, source_index: dict[str, int]):
+        self.store, self.run_id, self.schema, self.source_index = store, run_id, schema, source_index
+        self.open: dict[str, _OpenFile] = {}
+        self.buffered = 0
+        self.finished: list[WrittenFile] = []
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if not len(batch):
+            return
+        dates = pc.cast(pc.cast(batch.column("event_time"), pa.timestamp("us")), pa.date32())
+        batch = batch.select(self.schema.names)
+        unique_dates = pc.unique(dates).to_pylist()
+        for date in unique_dates:
+            part = batch if len(unique_dates) == 1 else batch.filter(pc.equal(dates, pa.scalar(date, pa.date32())))
+            self._append(date.isoformat(), part)
+        while self.buffered > MAX_BUFFERED_ROWS:
+            largest = max(self.open.values(), key=lambda f: f.pending_rows)
+            self._flush(largest)
+
+    def _append(self, date: str, part: pa.RecordBatch) -> None:
+        f = self.open.get(date)
+        if f is None:
+            f = self.open[date] = _OpenFile(self.store, date, self.run_id, self.schema)
+        f.pending.append(part)
+        f.pending_rows += len(part)
+        self.buffered += len(part)
+        if f.pending_rows >= ROW_GROUP_ROWS:
+            self._flush(f)
+
+    def _flush(self, f: _OpenFile) -> None:
+        if not f.pending:
+            return
+        table = pa.Table.from_batches(f.pending, schema=self.schema)
+        f.writer.write_table(table, row_group_size=max(len(table), 1))
+        f.fingerprints.append(b"".join(table.column("event_fingerprint").to_pylist()))
+        encoded = pc.dictionary_encode(table.column("source_uri").combine_chunks())
+        lookup = np.array([self.source_index[s] for s in encoded.dictionary.to_pylist()], dtype=np.int64)
+        index = lookup[encoded.indices.to_numpy()]
+        f.orders.append(order_keys(index, table.column("source_offset").to_numpy()))
+        f.types.update(dict(zip(*np.unique(table.column("event_type").to_numpy(zero_copy_only=False).astype(str), return_counts=True))))
+        times = pc.min_max(pc.cast(table.column("event_time"), pa.int64())).as_py()
+        f.min_time = times["min"] if f.min_time is None else min(f.min_time, times["min"])
+        f.max_time = times["max"] if f.max_time is None else max(f.max_time, times["max"])
+        f.info.rows += len(table)
+        f.info.joined += int(pc.sum(pc.cast(table.column("joined"), pa.int64())).as_py() or 0)
+        self.buffered -= f.pending_rows
+        f.pending, f.pending_rows = [], 0
+        if f.info.rows >= MAX_FILE_ROWS:
+            self._close(f)
+
+    def _close(self, f: _OpenFile) -> None:
+        self._flush(f)
+        f.writer.close()
+        if not f.sink.closed:
+            f.sink.close()
+        if not f.handle.closed:
+            f.handle.close()
+        info = f.info
+        info.size = FileSystems.match([join_path(self.store, info.path)])[0].metadata_list[0].size_in_bytes
+        info.min_time, info.max_time = int(f.min_time), int(f.max_time)
+        info.by_event_type = {str(k): int(v) for k, v in f.types.items()}
+        info.fingerprints = b"".join(f.fingerprints)
+        info.order = np.concatenate(f.orders) if f.orders else np.zeros(0, np.int64)
+        self.finished.append(info)
+        del self.open[info.date]
+
+    def close_full(self) -> list[WrittenFile]:
+        """Files that reached their size limit since the last call."""
+        finished, self.finished = self.finished, []
+        return finished
+
+    def close(self) -> list[WrittenFile]:
+        for f in list(self.open.values()):
+            self._close(f)
+        finished, self.finished = self.finished, []
+        return finished
+
+
+def read_columns(store: str, relative_path: str, columns: list[str] | None = None) -> pa.Table:
+    with FileSystems.open(join_path(store, relative_path), compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return pq.read_table(pa.PythonFile(handle, mode="r"), columns=columns)
+
+
+def delete_files(store: str, relative_paths: list[str]) -> None:
+    paths = [join_path(store, p) for p in relative_paths]
+    if paths:
+        FileSystems.delete(paths)
+
+
+class _WriteStoreFilesFn(beam.DoFn):
+    def __init__(self, store: str, run_id: str, schema: pa.Schema, source_index: dict[str, int]):
+        self._args = (store, run_id, schema, source_index)
+
+    def start_bundle(self):
+        self._writer = StoreFileWriter(*self._args)
+
+    def process(self, batch: pa.RecordBatch):
+        self._writer.add(batch)
+        for info in self._writer.close_full():
+            yield info
+
+    def finish_bundle(self):
+        for info in self._writer.close():
+            yield WindowedValue(info, MIN_TIMESTAMP, [GlobalWindow()])
+
+
+class WriteStoreFiles(beam.PTransform):
+    """Joined batches -> Parquet files under ``store``, one ``WrittenFile`` per file (not committed)."""
+
+    def __init__(self, store: str, run_id: str, schema: pa.Schema, source_index: dict[str, int]):
+        super().__init__()
+        self._fn = _WriteStoreFilesFn(store, run_id, schema, source_index)
+
+    def expand(self, batches: beam.PCollection[pa.RecordBatch]) -> beam.PCollection[WrittenFile]:
+        return batches | beam.ParDo(self._fn)

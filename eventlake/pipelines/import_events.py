@@ -1,0 +1,188 @@
+"""The import job: event files -> validated, catalog-joined, deduplicated events in the store.
+
+``ImportEvents`` is the whole job as one composite transform for a user's own pipeline;
+``run_import`` plans it (match files, skip imported ones), runs it and returns the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from eventlake.config import ImportConfig
+from eventlake.errors import ERRORS
+from eventlake.io import delta_log
+from eventlake.io.delta_log import join_path
+from eventlake.io.files import ByteRange, match_files, read_all, split_ranges, write_bytes
+from eventlake.io.store import WriteStoreFiles
+from eventlake.pipelines.import_commit import CommitPlan, commit_import
+from eventlake.schema import stored_schema
+from eventlake.transforms.catalog import ReadCatalog
+from eventlake.transforms.fingerprint import FingerprintEvents
+from eventlake.transforms.join import JoinCatalog
+from eventlake.transforms.parse import STATS, ParseRetailJson
+from eventlake.transforms.summarize import ErrorSummaryFn
+from eventlake.transforms.validate import ValidateRetailEvents
+
+EVENT_SUFFIXES = (".json", ".jsonl")
+
+
+class JobError(RuntimeError):
+    """The job cannot run or failed in an expected way; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """Everything fixed before the pipeline starts."""
+
+    config: ImportConfig
+    ranges: list[ByteRange]
+    catalog_paths: list[str]
+    commit: CommitPlan
+
+    @property
+    def source_index(self) -> dict[str, int]:
+        return {s["path"]: i for i, s in enumerate(self.commit.sources)}
+
+
+def plan_import(config: ImportConfig) -> ImportPlan:
+    """Match files and read the store's log; raise ``JobError`` when there is nothing sane to do."""
+    store = _absolute(config.store)
+    files, unmatched = match_files(config.events, EVENT_SUFFIXES)
+    if unmatched and not files:
+        raise JobError(f"no event file matches {', '.join(unmatched)} (names must end in .json or .jsonl)")
+    catalog_files, _ = match_files([config.catalog], EVENT_SUFFIXES)
+    if not catalog_files:
+        raise JobError(f"cannot read the catalog {config.catalog}: no such .json or .jsonl file")
+    try:
+        snapshot = delta_log.read_snapshot(store)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise JobError(f"cannot read the store {store}: {exc}") from None
+    done = set() if config.reimport else snapshot.imported_sources()
+    new = [f for f in files if (f.path, f.size, f.mtime) not in done]
+    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+    errors_dir = _absolute(config.errors) if config.errors else join_path(store, "_errors", run_id)
+    parameters = {
+        "events": config.events,
+        "catalog": config.catalog,
+        "reimport": config.reimport,
+        "max_error_ratio": config.max_error_ratio,
+        "catalog_fields": list(config.catalog_fields),
+    }
+    commit = CommitPlan(
+        run_id=run_id,
+        store=store,
+        errors_dir=errors_dir,
+        sources=[f.as_log_entry() for f in new],
+        skipped_files=len(files) - len(new),
+        catalog_fields=tuple(config.catalog_fields),
+        max_error_ratio=config.max_error_ratio,
+        parameters=parameters,
+        started=time.time(),
+    )
+    return ImportPlan(config, split_ranges(new, config.split_bytes), [f.path for f in catalog_files], commit)
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+class _CommitFn(beam.DoFn):
+    def __init__(self, plan: CommitPlan):
+        self._plan = plan
+
+    def process(self, written, stats, errors, catalog_errors, catalog):
+        yield commit_import(self._plan, written, stats, errors, catalog_errors, len(catalog))
+
+
+class ImportEvents(beam.PTransform):
+    """The import job as one transform: a pipeline root -> a PCollection of one summary dict."""
+
+    def __init__(self, plan: ImportPlan):
+        super().__init__()
+        self._plan = plan
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[dict]:
+        config, plan = self._plan.config, self._plan
+        fields = tuple(config.catalog_fields)
+        samples = config.max_error_samples
+        catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields)
+        parsed = (
+            pbegin
+            | "ListByteRanges" >> beam.Create(plan.ranges)
+            | "SpreadByteRanges" >> beam.Reshuffle()
+            | "ParseRetailJson" >> ParseRetailJson(config.block_bytes)
+        )
+        valid = parsed.events | "ValidateRetailEvents" >> ValidateRetailEvents(
+            tuple(config.allowed_event_types), config.event_type_map
+        )
+        written = (
+            valid.events
+            | "FingerprintEvents" >> FingerprintEvents()
+            | "JoinCatalog" >> JoinCatalog(beam.pvalue.AsSingleton(catalog["products"]), fields)
+            | "WriteStoreFiles" >> WriteStoreFiles(plan.commit.store, plan.commit.run_id, stored_schema(fields), plan.source_index)
+        )
+        errors = (
+            (parsed[ERRORS], valid[ERRORS])
+            | "GatherErrors" >> beam.Flatten()
+            | "SummarizeErrors" >> beam.CombineGlobally(ErrorSummaryFn(samples))
+        )
+        catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(samples))
+        stats = parsed[STATS] | "GatherRangeStats" >> beam.combiners.ToList()
+        return (
+            written
+            | "GatherWrittenFiles" >> beam.combiners.ToList()
+            | "CommitImport" >> beam.ParDo(
+                _CommitFn(plan.commit),
+                beam.pvalue.AsSingleton(stats),
+                beam.pvalue.AsSingleton(errors),
+                beam.pvalue.AsSingleton(catalog_errors),
+                beam.pvalue.AsSingleton(catalog["products"]),
+            )
+        )
+
+
+def pipeline_options(pipeline_args: list[str]) -> tuple[PipelineOptions, object]:
+    """Beam options from the passthrough flags, and the runner to use.
+
+    Without ``--runner`` the local FnApiRunner is chosen explicitly: Beam's default DirectRunner
+    first tries to download the Prism runner, which an offline machine waits on.
+    """
+    options = PipelineOptions(pipeline_args)
+    if options.view_as(StandardOptions).runner:
+        return options, None
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    return options, FnApiRunner()
+
+
+def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> dict:
+    """Plan and run the import; return the summary. Raises ``JobError`` when it fails."""
+    plan = plan_import(config)
+    if not plan.ranges:
+        summary = _nothing_to_do(plan)
+    else:
+        options, runner = pipeline_options(pipeline_args or [])
+        with beam.Pipeline(runner=runner, options=options) as pipeline:
+            _ = pipeline | "ImportEvents" >> ImportEvents(plan)
+        summary = json.loads(read_all(join_path(plan.commit.errors_dir, "summary.json")))
+    if config.summary:
+        write_bytes(_absolute(config.summary), json.dumps(summary, indent=2).encode())
+    if summary["status"] != "ok":
+        raise JobError(summary["failure"])
+    return summary
+
+
+def _nothing_to_do(plan: ImportPlan) -> dict:
+    return {
+        "run_id": plan.commit.run_id, "status": "ok", "records": 0, "stored": 0, "joined": 0, "unjoined": 0,
+        "duplicates": 0, "errors": 0, "errors_by_reason": {}, "skipped_files": plan.commit.skipped_files,
+        "files": 0, "by_event_type": {}, "version": None, "seconds": round(time.time() - plan.commit.started, 3),
+        "events_per_second": None,
+    }

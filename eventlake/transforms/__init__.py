@@ -1,0 +1,1 @@
+"""Composite PTransforms over PCollections of Arrow record batches."""

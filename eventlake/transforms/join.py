@@ -1,0 +1,71 @@
+"""Join events against the product catalog, vectorised over a batch.
+
+An event is joined when every product id it names is in the catalog (an event that names no
+product is joined). Unjoined events are kept with the ids that were missing, so that a later
+rejoin can fix them.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventlake.schema import product_details_type
+
+
+def join_catalog(batch: pa.RecordBatch, catalog: pa.Table, fields: tuple[str, ...]) -> pa.RecordBatch:
+    """``batch`` with ``product_details`` widened by ``fields`` and ``joined``/``missing_product_ids``."""
+    details = batch.column("product_details")
+    entries = pc.list_flatten(details)
+    ids = pc.struct_field(entries, ["product", "id"])
+    catalog_ids = catalog.column("id").combine_chunks()
+    position = pc.index_in(ids, value_set=catalog_ids)
+    missing = pc.is_null(position).to_numpy(zero_copy_only=False)
+    parents = pc.list_parent_indices(details).to_numpy()
+
+    missing_count = np.bincount(parents[missing], minlength=len(batch))
+    missing_offsets = np.concatenate(([0], np.cumsum(missing_count))).astype(np.int32)
+    missing_ids = pa.ListArray.from_arrays(pa.array(missing_offsets), ids.filter(pa.array(missing)))
+    joined = pa.array(missing_count == 0)
+
+    product_fields = [ids] + [
+        catalog.column(f).combine_chunks().take(position) if len(catalog) else pa.nulls(len(ids), catalog.schema.field(f).type)
+        for f in fields
+    ]
+    target = product_details_type(fields)
+    entry_type = target.value_type
+    product = pa.StructArray.from_arrays(product_fields, fields=list(entry_type.field("product").type))
+    new_entries = pa.StructArray.from_arrays(
+        [product, pc.struct_field(entries, "quantity")], fields=list(entry_type)
+    )
+    # Rebuild the list over the same rows: offsets of the flattened entries, nulls kept.
+    lengths = pc.fill_null(pc.list_value_length(details), 0).to_numpy(zero_copy_only=False)
+    offsets = pa.array(np.concatenate(([0], np.cumsum(lengths))).astype(np.int32))
+    new_details = pa.ListArray.from_arrays(offsets, new_entries, type=target, mask=details.is_null())
+
+    columns, names = [], []
+    for name in batch.schema.names:
+        columns.append(new_details if name == "product_details" else batch.column(name))
+        names.append(name)
+    return pa.RecordBatch.from_arrays(columns + [joined, missing_ids], names=names + ["joined", "missing_product_ids"])
+
+
+class _JoinFn(beam.DoFn):
+    def __init__(self, fields: tuple[str, ...]):
+        self._fields = fields
+
+    def process(self, batch: pa.RecordBatch, catalog: pa.Table):
+        yield join_catalog(batch, catalog, self._fields)
+
+
+class JoinCatalog(beam.PTransform):
+    """Batches -> batches joined against ``catalog`` (a singleton side input of products)."""
+
+    def __init__(self, catalog: beam.pvalue.AsSingleton, fields: tuple[str, ...]):
+        super().__init__()
+        self._catalog, self._fields = catalog, tuple(fields)
+
+    def expand(self, batches: beam.PCollection[pa.RecordBatch]) -> beam.PCollection[pa.RecordBatch]:
+        return batches | beam.ParDo(_JoinFn(self._fields), self._catalog)

@@ -1,0 +1,36 @@
+"""eventlake: a batch pipeline on Apache Beam for user-interaction events."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = re.search(r'__version__ = "([^"]+)"', Path("eventlake/__init__.py").read_text()).group(1)
+
+setup(
+    name="eventlake",
+    version=version,
+    description="Import, validate, join and store user events for recommendation and search systems",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["eventlake", "eventlake.*"]),
+    include_package_data=True,
+    package_data={"eventlake": ["py.typed"]},
+    install_requires=[
+        "apache-beam>=2.77,<2.78",
+        "pyarrow>=17",
+        "numpy>=1.24",
+        "orjson>=3.9",
+        "pyyaml>=6",
+        "zstandard>=0.22",
+    ],
+    extras_require={
+        "gcp": ["apache-beam[gcp]>=2.77,<2.78", "google-cloud-storage>=2"],
+        "aws": ["apache-beam[aws]>=2.77,<2.78", "boto3>=1.34"],
+        "test": ["pytest>=8", "deltalake>=0.25", "ruff>=0.6"],
+        "bench": ["duckdb>=1.0", "psutil>=5"],
+    },
+    entry_points={"console_scripts": ["eventlake=eventlake.cli:main"]},
+)
