@@ -79,7 +79,7 @@ _ROW_ERROR = re.compile(r"in row (\d+)")
 # Lines the fast path would reject: quirks that are valid Retail input, sent straight to the
 # slow path instead of costing a failed block read. A false match only costs speed.
 _QUIRKS = re.compile(
-    rb'"(?:productDetails|attributes|product_details)"\s*:|"[A-Za-z0-9]+_[A-Za-z0-9_]*"\s*:'
+    rb'"productDetails"\s*:\s*\{|"attributes"\s*:|"[A-Za-z0-9]+_[A-Za-z0-9_]*"\s*:'
     rb'|"(?:quantity|revenue|tax|cost|offset)"\s*:\s*"'
 )
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
@@ -125,6 +125,9 @@ def parse_block(block: LineBlock) -> tuple[pa.RecordBatch, list[dict]]:
         dialect = pa.concat_tables([t.select(DIALECT_SCHEMA.names) for t in tables], promote_options="permissive")
     else:
         dialect = DIALECT_SCHEMA.empty_table()
+    if len(rows) > 1 and np.any(np.diff(rows) < 0):  # keep file order, whichever path a line took
+        order = np.argsort(rows, kind="stable")
+        dialect, rows = dialect.take(pa.array(order)), rows[order]
     batch = _to_canonical(block, dialect, rows, errors)
     return batch, errors
 

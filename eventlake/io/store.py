@@ -130,7 +130,7 @@ class StoreFileWriter:
         lookup = np.array([self.source_index[s] for s in encoded.dictionary.to_pylist()], dtype=np.int64)
         index = lookup[encoded.indices.to_numpy()]
         f.orders.append(order_keys(index, table.column("source_offset").to_numpy()))
-        f.types.update(dict(zip(*np.unique(table.column("event_type").to_numpy(zero_copy_only=False).astype(str), return_counts=True))))
+        f.types.update(dict(zip(*np.unique(table.column("event_type").to_numpy(zero_copy_only=False).astype(str), return_counts=True), strict=False)))
         times = pc.min_max(pc.cast(table.column("event_time"), pa.int64())).as_py()
         f.min_time = times["min"] if f.min_time is None else min(f.min_time, times["min"])
         f.max_time = times["max"] if f.max_time is None else max(f.max_time, times["max"])
@@ -189,8 +189,7 @@ class _WriteStoreFilesFn(beam.DoFn):
 
     def process(self, batch: pa.RecordBatch):
         self._writer.add(batch)
-        for info in self._writer.close_full():
-            yield info
+        yield from self._writer.close_full()
 
     def finish_bundle(self):
         for info in self._writer.close():

@@ -92,9 +92,8 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         except CommitConflict:
             time.sleep(0.05 * (attempt + 1))
     else:
-        delete_files(plan.store, [f.path for f in written])
+        delete_files(plan.store, [f.path for f in written if f.rows])
         return _finish(plan, summary, f"could not commit after {MAX_COMMIT_ATTEMPTS} attempts: other writers kept committing first")
-    delete_files(plan.store, [f.path for f in written if not f.rows])
     return _finish(plan, summary, None)
 
 
@@ -151,7 +150,10 @@ def _store_fingerprints(store: str, snapshot: delta_log.Snapshot, dates: set[str
 
 
 def _rewrite_without(store: str, info: WrittenFile, keep: np.ndarray) -> WrittenFile:
-    """Write ``info``'s file again with only the ``keep`` rows; the old file is removed."""
+    """Write ``info``'s file again with only the ``keep`` rows; the old file is removed.
+
+    When no row is left no file is written, and the result has ``rows == 0``.
+    """
     table = read_columns(store, info.path).filter(pa.array(keep))
     new = WrittenFile(path=info.path.replace(".parquet", "-d.parquet"), date=info.date)
     if len(table):

@@ -199,7 +199,7 @@ def check(batch: pa.RecordBatch, rules: list[Rule]) -> tuple[pa.RecordBatch, lis
         return batch, []
     errors = []
     details = batch.select(["source_uri", "source_line", "source_offset", "source_record"]).take(pa.array(bad))
-    for row, detail in zip(bad, details.to_pylist()):
+    for row, detail in zip(bad, details.to_pylist(), strict=True):
         rule = rules[failed[row]]
         line = detail["source_line"] if detail["source_line"] >= 0 else None
         errors.append(

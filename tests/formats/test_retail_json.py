@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+
+from eventlake.formats import retail_json
+from eventlake.formats.retail_json import parse_block
+from tests.conftest import block_of
+
+GOOD = {"eventType": "search", "visitorId": "v1", "eventTime": "2022-02-23T10:27:42Z", "searchQuery": "jeans"}
+
+
+def line(**fields) -> bytes:
+    return json.dumps({**GOOD, **fields}).encode()
+
+
+def parse(*lines: bytes):
+    return parse_block(block_of(b"\n".join(lines) + b"\n"))
+
+
+def test_google_sample_quirks_are_accepted(retail_data):
+    batch, errors = parse_block(block_of((retail_data / "user_events.json").read_bytes()))
+    assert errors == []
+    assert batch.num_rows == 4
+    detail = batch.to_pylist()[3]
+    assert detail["product_details"] == [{"product": {"id": "GGCOGAEC100616"}, "quantity": 3}]
+    assert detail["event_time"].isoformat() == "2022-02-23T10:27:42+00:00"
+
+
+def test_numbers_as_strings_snake_case_and_offsets_parse_like_the_plain_form():
+    plain = json.dumps({"eventType": "add-to-cart", "visitorId": "v", "eventTime": "2022-02-23T12:27:42+02:00",
+                        "productDetails": [{"product": {"id": "p"}, "quantity": 2}], "cartId": "c"}).encode()
+    quirky = json.dumps({"event_type": "add-to-cart", "visitor_id": "v", "event_time": "2022-02-23T10:27:42.000Z",
+                         "product_details": {"product": {"id": "p"}, "quantity": "2"}, "cart_id": "c"}).encode()
+    batch, errors = parse(plain, quirky)
+    assert errors == []
+    rows = batch.drop_columns(["source_offset", "source_line", "source_record"]).to_pylist()
+    assert rows[0] == rows[1]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "reason"),
+    [
+        (b'{"eventType": "search",', "", "INVALID_JSON"),
+        (b"[1, 2]", "", "NOT_AN_OBJECT"),
+        (b'{"eventType": "s\xff"}', "", "INVALID_UTF8"),
+        (line(visitorId=12), "visitorId", "INVALID_TYPE"),
+        (line(colour="red"), "colour", "UNKNOWN_FIELD"),
+        (line(userInfo={"userId": "u", "shoe": 1}), "userInfo.shoe", "UNKNOWN_FIELD"),
+        (line(eventTime="2022-02-23 10:27:42"), "eventTime", "INVALID_EVENT_TIME"),
+        (line(eventTime="2022-13-23T10:27:42Z"), "eventTime", "INVALID_EVENT_TIME"),
+        (line(offset=1.5), "offset", "INVALID_TYPE"),
+        (line(productDetails=[{"product": {"id": "p"}, "quantity": "many"}]), "productDetails[0].quantity", "INVALID_TYPE"),
+    ],
+)
+def test_a_bad_line_is_one_error_naming_line_and_field(raw, field, reason):
+    batch, errors = parse(line(), raw, line(visitorId="v3"))
+    assert batch.num_rows == 2
+    assert [(e["line"], e["field"], e["reason"]) for e in errors] == [(2, field, reason)]
+    assert errors[0]["source"] == "events.json"
+    assert errors[0]["record"]
+
+
+def test_bad_lines_do_not_send_the_whole_block_to_the_slow_path(monkeypatch):
+    slow_lines = []
+    original = retail_json._read_slow
+    monkeypatch.setattr(retail_json, "_read_slow", lambda b, rows, e: slow_lines.extend(rows) or original(b, rows, e))
+    lines = [line(visitorId=f"v{i}") for i in range(2000)]
+    for i in range(0, 2000, 200):
+        lines[i] = b'{"broken": '
+    lines[1001] = line(visitorId=7)  # well-formed JSON that only Arrow's reader rejects
+    batch, errors = parse(*lines)
+    assert batch.num_rows == 2000 - 11 and len(errors) == 11
+    # Only the bad lines go one by one: the broken ones, and the one Arrow's reader named.
+    assert sorted(slow_lines) == [*range(0, 1000, 200), 1000, 1001, *range(1200, 2000, 200)]
+
+
+def test_fast_and_slow_paths_give_identical_batches(monkeypatch):
+    lines = [
+        line(),
+        line(eventType="purchase-complete", productDetails=[{"product": {"id": "p"}, "quantity": 3}],
+             purchaseTransaction={"id": "t", "revenue": 9.5, "currencyCode": "EUR"}, searchQuery=None),
+        line(userInfo={"userId": "u", "ipAddress": "10.0.0.1", "directUserRequest": True}, pageCategories=["a", "b"]),
+        line(experimentIds=["e1"], uri="https://x", referrerUri="https://y", pageViewId="pv", sessionId="s"),
+    ]
+    fast, _ = parse(*lines)
+    monkeypatch.setattr(retail_json, "_QUIRKS", __import__("re").compile(rb"."))  # every line takes the slow path
+    slow, _ = parse(*lines)
+    assert fast.equals(slow)
+
+
+def test_attributes_map_becomes_a_sorted_list():
+    batch, errors = parse(line(attributes={"b": {"numbers": [1, "2"]}, "a": {"text": ["x"]}}))
+    assert errors == []
+    assert batch.column("attributes").to_pylist()[0] == [
+        {"key": "a", "value": {"text": ["x"], "numbers": None}},
+        {"key": "b", "value": {"text": None, "numbers": [1.0, 2.0]}},
+    ]
+
+
+def test_records_keep_their_raw_text_and_offset():
+    batch, _ = parse(line(), line(visitorId="v2"))
+    assert batch.column("source_record").to_pylist()[1].strip() == line(visitorId="v2")
+    assert batch.column("source_offset").to_pylist() == [0, len(line()) + 1]
+    assert np.array_equal(batch.column("source_line").to_numpy(), [1, 2])

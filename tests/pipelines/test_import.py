@@ -1,0 +1,216 @@
+"""The import job end to end, through the CLI, on real sample files and generated ones."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import deltalake
+import pytest
+
+from eventlake.cli import main
+from eventlake.io.delta_log import read_snapshot
+
+
+def run(*args) -> int:
+    return main(["import", *[str(a) for a in args]])
+
+
+def summary_of(path) -> dict:
+    return json.loads(path.read_text())
+
+
+def stored_rows(store) -> list[dict]:
+    return deltalake.DeltaTable(str(store)).to_pyarrow_table().to_pylist()
+
+
+def assert_counts_add_up(s: dict) -> None:
+    assert s["records"] == s["stored"] + s["duplicates"] + s["errors"]
+    assert s["stored"] == s["joined"] + s["unjoined"] == sum(s["by_event_type"].values())
+    assert s["errors"] == sum(s["errors_by_reason"].values())
+
+
+def test_google_user_events_are_stored_and_joined(retail_data, tmp_path):
+    summary = tmp_path / "summary.json"
+    code = run("--events", retail_data / "user_events.json", "--catalog", retail_data / "products.json",
+               "--store", tmp_path / "store", "--summary", summary)
+    assert code == 0
+    s = summary_of(summary)
+    assert (s["records"], s["stored"], s["joined"], s["errors"]) == (4, 4, 4, 0)
+    assert_counts_add_up(s)
+    rows = stored_rows(tmp_path / "store")
+    assert sorted(r["event_type"] for r in rows) == ["detail-page-view", "home-page-view", "search", "search"]
+    detail = next(r for r in rows if r["event_type"] == "detail-page-view")
+    assert detail["product_details"][0]["product"]["id"] == "GGCOGAEC100616"
+    assert detail["product_details"][0]["product"]["title"]  # a catalog field joined in
+    assert str(detail["event_date"]) == "2022-02-23"
+
+
+def test_google_invalid_sample_gives_three_stored_and_one_error_at_line_two(retail_data, tmp_path):
+    summary = tmp_path / "summary.json"
+    errors = tmp_path / "errors"
+    code = run("--events", retail_data / "user_events_some_invalid.json", "--catalog", retail_data / "products.json",
+               "--store", tmp_path / "store", "--summary", summary, "--errors", errors)
+    assert code == 0
+    s = summary_of(summary)
+    assert (s["stored"], s["joined"], s["errors"]) == (3, 3, 1)
+    assert s["errors_by_reason"] == {"INVALID_EVENT_TYPE": 1}
+    assert_counts_add_up(s)
+    [sample] = [json.loads(line) for line in (errors / "errors.jsonl").read_text().splitlines()]
+    assert sample["code"] == 3
+    detail = sample["details"][0]
+    assert (detail["line"], detail["field"], detail["reason"]) == (2, "eventType", "INVALID_EVENT_TYPE")
+    assert detail["source"].endswith("user_events_some_invalid.json")
+    assert '"eventType":"invalid"' in detail["record"]
+    assert len(stored_rows(tmp_path / "store")) == 3
+
+
+def test_invalid_catalog_products_are_catalog_errors(retail_data, tmp_path):
+    errors = tmp_path / "errors"
+    summary = tmp_path / "s.json"
+    assert run("--events", retail_data / "user_events.json", "--catalog", retail_data / "products_some_invalid.json",
+               "--store", tmp_path / "store", "--errors", errors, "--summary", summary) == 0
+    s = summary_of(summary)
+    assert s["catalog_errors"] == 1 and s["catalog_products"] == 2
+    sample = json.loads((errors / "catalog_errors.jsonl").read_text())["details"][0]
+    assert (sample["line"], sample["field"], sample["reason"]) == (1, "availability", "INVALID_VALUE")
+    assert s["unjoined"] == 1  # the detail-page-view's product is not in this small catalog
+    row = next(r for r in stored_rows(tmp_path / "store") if r["event_type"] == "detail-page-view")
+    assert (row["joined"], row["missing_product_ids"]) == (False, ["GGCOGAEC100616"])
+
+
+def make_events(path, n, start=0, bad_every=50, compress=False):
+    lines = []
+    for i in range(start, start + n):
+        if bad_every and i % bad_every == 7 % bad_every:
+            lines.append('{"eventType": "search", "visitorId": ')  # truncated
+            continue
+        product = f"p{i % 40}" if i % 10 else "unknown"
+        lines.append(json.dumps({
+            "eventType": "detail-page-view", "visitorId": f"v{i % 97}",
+            "eventTime": f"2024-03-{1 + i % 3:02d}T10:{i % 60:02d}:00Z",
+            "productDetails": [{"product": {"id": product}}], "sessionId": f"s{i}",
+        }))
+    data = ("\n".join(lines) + "\n").encode()
+    if compress:
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+
+
+def make_catalog(path, n=40):
+    path.write_text("".join(json.dumps({"id": f"p{i}", "title": f"Product {i}", "categories": ["c"],
+                                        "priceInfo": {"price": str(i)}}) + "\n" for i in range(n)))
+
+
+@pytest.fixture
+def generated(tmp_path):
+    events = tmp_path / "events"
+    events.mkdir()
+    make_events(events / "a.jsonl", 700)
+    make_events(events / "b.json.gz", 500, start=700, compress=True)
+    (events / "ignored.txt").write_text("not an event file")
+    make_catalog(tmp_path / "catalog.json")
+    return tmp_path
+
+
+def import_generated(tmp, *extra) -> tuple[int, dict]:
+    summary = tmp / f"summary-{len(list(tmp.glob('summary-*')))}.json"
+    code = run("--events", tmp / "events" / "*.json*", "--catalog", tmp / "catalog.json", "--store", tmp / "store",
+               "--summary", summary, *extra)
+    return code, summary_of(summary) if summary.exists() else {}
+
+
+def test_counts_add_up_and_the_table_holds_exactly_the_stored_rows(generated):
+    code, s = import_generated(generated)
+    assert code == 0
+    assert s["records"] == 1200 and s["files"] == 2
+    assert s["errors"] == 24 and s["errors_by_reason"] == {"INVALID_JSON": 24}
+    assert s["unjoined"] == 120  # every tenth event names an unknown product
+    assert_counts_add_up(s)
+    rows = stored_rows(generated / "store")
+    assert len(rows) == s["stored"] == 1176
+    assert len({(r["source_uri"], r["source_offset"]) for r in rows}) == len(rows)
+    assert {str(r["event_date"]) for r in rows} == {"2024-03-01", "2024-03-02", "2024-03-03"}
+
+
+def test_a_second_run_skips_imported_files_and_reimport_finds_only_duplicates(generated):
+    import_generated(generated)
+    code, again = import_generated(generated)
+    assert code == 0 and again["skipped_files"] == 2 and again["records"] == 0
+    assert read_snapshot(str(generated / "store")).version == 0
+    code, redo = import_generated(generated, "--reimport")
+    assert code == 0
+    assert (redo["stored"], redo["duplicates"], redo["errors"]) == (0, 1176, 24)
+    assert_counts_add_up(redo)
+    assert len(stored_rows(generated / "store")) == 1176
+
+
+def test_duplicates_within_a_run_are_dropped_once(generated):
+    source = (generated / "events" / "a.jsonl").read_text().splitlines()
+    # The same events again, keys reordered, in another file.
+    reordered = [json.dumps(dict(reversed(list(json.loads(line).items())))) for line in source[:100] if line.endswith("}")]
+    (generated / "events" / "c.jsonl").write_text("\n".join(reordered) + "\n")
+    code, s = import_generated(generated)
+    assert code == 0
+    assert s["duplicates"] == len(reordered)
+    assert_counts_add_up(s)
+    rows = stored_rows(generated / "store")
+    assert len(rows) == s["stored"]
+    assert not any(r["source_uri"].endswith("c.jsonl") for r in rows)  # the first copy is the one kept
+
+
+def test_too_many_errors_fails_and_leaves_the_store_as_it_was(generated):
+    import_generated(generated)
+    before = sorted(os.path.relpath(os.path.join(d, f), generated / "store")
+                    for d, _, files in os.walk(generated / "store") for f in files if "_errors" not in d)
+    make_events(generated / "events" / "d.jsonl", 100, bad_every=2)
+    code, s = import_generated(generated, "--max-error-ratio", "0.1")
+    assert code == 1
+    assert s["status"] == "failed" and "over the limit" in s["failure"]
+    after = sorted(os.path.relpath(os.path.join(d, f), generated / "store")
+                   for d, _, files in os.walk(generated / "store") for f in files if "_errors" not in d)
+    assert after == before
+
+
+def test_multi_worker_runner_gives_the_same_table(generated, tmp_path):
+    other = tmp_path / "copy"
+    shutil.copytree(generated / "events", other / "events")
+    shutil.copy(generated / "catalog.json", other / "catalog.json")
+    import_generated(generated)
+    code, _ = import_generated(other, "--direct_num_workers=2", "--direct_running_mode=multi_threading")
+    assert code == 0
+
+    def key(r):
+        return (os.path.basename(r["source_uri"]), r["source_offset"])
+
+    one, two = stored_rows(generated / "store"), stored_rows(other / "store")
+    strip = [{k: v for k, v in r.items() if k != "source_uri"} for r in sorted(one, key=key)]
+    assert strip == [{k: v for k, v in r.items() if k != "source_uri"} for r in sorted(two, key=key)]
+
+
+def test_cli_failures_are_one_line_without_traceback(tmp_path, retail_data):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "eventlake.cli", "import", "--events", str(tmp_path / "nothing*.json"),
+         "--catalog", str(retail_data / "products.json"), "--store", str(tmp_path / "store")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"eventlake import: no event file matches {tmp_path / 'nothing*.json'} "
+                                                  "(names must end in .json or .jsonl)"]
+    assert not (tmp_path / "store").exists()
+
+
+def test_missing_catalog_and_bad_config_key_are_refused(tmp_path, retail_data, capsys):
+    assert run("--events", retail_data / "user_events.json", "--catalog", tmp_path / "none.json",
+               "--store", tmp_path / "store") == 1
+    assert "cannot read the catalog" in capsys.readouterr().err
+    config = tmp_path / "job.yaml"
+    config.write_text("import:\n  evnts: [a.json]\n")
+    assert main(["import", "--config", str(config)]) == 2
+    assert f"{config}::evnts: unknown setting" in capsys.readouterr().err
