@@ -48,14 +48,15 @@ class LineBlock:
         """The given lines (sorted indices) as one newline-delimited buffer."""
         if len(rows) == len(self):
             return self.data
-        buf = np.frombuffer(self.data, dtype=np.uint8)
-        keep = np.zeros(len(buf) + 2, dtype=np.int8)
-        # +1 at each kept line's start, -1 just past its newline: a cumulative sum marks its bytes.
-        np.add.at(keep, self.starts[rows], 1)
-        np.add.at(keep, self.stops[rows] + 1, -1)
-        mask = np.cumsum(keep[: len(buf)]) > 0
-        out = buf[mask].tobytes()
-        return out if out.endswith(b"\n") or not out else out + b"\n"
+        if not len(rows):
+            return b""
+        # Copy runs of consecutive lines at once: runs are as few as the lines left out.
+        breaks = np.flatnonzero(np.diff(rows) != 1)
+        firsts = rows[np.concatenate(([0], breaks + 1))]
+        lasts = rows[np.concatenate((breaks, [len(rows) - 1]))]
+        data = self.data
+        out = b"".join(data[a:b] for a, b in zip(self.starts[firsts].tolist(), (self.stops[lasts] + 1).tolist(), strict=True))
+        return out if out.endswith(b"\n") else out + b"\n"
 
 
 def split_lines(source: str, data: bytes, base_offset: int, first_line: int) -> tuple[LineBlock, int]:
@@ -84,7 +85,10 @@ def split_lines(source: str, data: bytes, base_offset: int, first_line: int) -> 
 
 def _nonblank(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """True for lines with at least one byte that is not white space."""
-    if len(starts) == 0:
-        return np.zeros(0, dtype=bool)
-    cum = np.concatenate(([0], np.cumsum(~np.isin(buf, _WHITESPACE), dtype=np.int64)))
-    return (cum[ends] - cum[starts]) > 0
+    out = np.zeros(len(starts), dtype=bool)
+    filled = ends > starts
+    out[filled] = ~np.isin(buf[starts[filled]], _WHITESPACE)
+    # Lines that begin with white space are rare: look at those one by one.
+    for i in np.flatnonzero(filled & ~out):
+        out[i] = bool(bytes(buf[starts[i] : ends[i]]).strip())
+    return out

@@ -77,10 +77,13 @@ _FAST_OPTIONS = pj.ParseOptions(explicit_schema=DIALECT_SCHEMA, unexpected_field
 _STRICT_OPTIONS = pj.ParseOptions(explicit_schema=DIALECT_SCHEMA, unexpected_field_behavior="error")
 _ROW_ERROR = re.compile(r"in row (\d+)")
 # Lines the fast path would reject: quirks that are valid Retail input, sent straight to the
-# slow path instead of costing a failed block read. A false match only costs speed.
-_QUIRKS = re.compile(
-    rb'"productDetails"\s*:\s*\{|"attributes"\s*:|"[A-Za-z0-9]+_[A-Za-z0-9_]*"\s*:'
-    rb'|"(?:quantity|revenue|tax|cost|offset)"\s*:\s*"'
+# slow path instead of costing a failed block read. Plain substring searches run at memory
+# speed; other spellings are still caught, by the reader's error or by unknown-field detection.
+_QUIRKS = tuple(
+    f'"{name}"{colon}{value}'.encode()
+    for name, value in [("productDetails", "{"), ("attributes", ""), ("quantity", '"'), ("revenue", '"'),
+                        ("tax", '"'), ("cost", '"'), ("offset", '"')]
+    for colon in (":", ": ")
 )
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 
@@ -154,9 +157,16 @@ def _mark_suspicious(block: LineBlock, slow: np.ndarray) -> None:
     buf = np.frombuffer(block.data, dtype=np.uint8)
     slow |= buf[block.starts] != ord("{")
     slow |= buf[block.ends - 1] != ord("}")
-    positions = [m.start() for m in _QUIRKS.finditer(block.data)]
+    positions = [at for marker in _QUIRKS for at in _find_all(block.data, marker)]
     if positions:
         slow[np.searchsorted(block.starts, np.asarray(positions), side="right") - 1] = True
+
+
+def _find_all(data: bytes, marker: bytes):
+    at = data.find(marker)
+    while at >= 0:
+        yield at
+        at = data.find(marker, at + 1)
 
 
 def _read_fast(block: LineBlock, rows: np.ndarray, slow: np.ndarray):

@@ -1,0 +1,146 @@
+"""Import speed and memory against a DuckDB baseline measured in the same run.
+
+Generates N synthetic Retail events (about 1% bad lines, 10% unknown products) in several
+files and a catalog of N/10 products, then times, as whole processes:
+  - ``eventlake import`` (every Retail rule, dedupe, error samples, an atomic commit);
+  - a DuckDB script doing parse + join + Parquet on the same files.
+Prints both wall times, their ratio and eventlake's peak RSS (summed over its processes).
+
+    pip install -e '.[bench]' && python benchmarks/import_bench.py --events 1000000 5000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+
+TYPES = [("detail-page-view", 60), ("add-to-cart", 15), ("search", 15), ("purchase-complete", 5), ("home-page-view", 5)]
+
+
+def generate(directory: str, n: int, files: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    products = max(n // 10, 10)
+    with open(os.path.join(directory, "catalog.jsonl"), "w") as out:
+        for i in range(products):
+            out.write(json.dumps({"id": f"P{i:08d}", "title": f"Product {i}", "categories": [f"Cat{i % 50}"],
+                                  "priceInfo": {"price": f"{(i % 300) + 0.99:.2f}", "currencyCode": "USD"},
+                                  "availability": "IN_STOCK"}) + "\n")
+    kinds = [t for t, weight in TYPES for _ in range(weight)]
+    per_file = n // files
+    for f in range(files):
+        with open(os.path.join(directory, "events", f"events-{f:02d}.jsonl"), "w") as out:
+            lines = []
+            for i in range(f * per_file, (f + 1) * per_file if f < files - 1 else n):
+                kind = kinds[rng.randrange(100)]
+                product = f"P{rng.randrange(products):08d}" if rng.random() >= 0.10 else f"X{i:09d}"
+                stamp = f"2024-05-{1 + i % 30:02d}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{i % 1000:03d}Z"
+                head = f'{{"eventType":"{kind}","visitorId":"visitor-{rng.randrange(n // 20 + 1)}","sessionId":"s-{i}","eventTime":"{stamp}"'
+                roll = rng.random()
+                if roll < 0.004:
+                    lines.append(head[: rng.randrange(10, len(head))])  # truncated line
+                    continue
+                if roll < 0.007:
+                    kind = "unknown-type"
+                    head = head.replace('"eventType":"', '"eventType":"x-', 1)
+                if kind == "search":
+                    body = f',"searchQuery":"query {rng.randrange(1000)}"'
+                elif kind == "home-page-view":
+                    body = ""
+                elif kind == "purchase-complete":
+                    body = (f',"productDetails":[{{"product":{{"id":"{product}"}},"quantity":{1 + rng.randrange(3)}}}]'
+                            f',"purchaseTransaction":{{"id":"t-{i}","revenue":{10 + rng.randrange(500)}.5,"currencyCode":"USD"}}')
+                else:
+                    quantity = f',"quantity":{1 + rng.randrange(3)}' if kind == "add-to-cart" else ""
+                    body = f',"productDetails":[{{"product":{{"id":"{product}"}}{quantity}}}]'
+                if roll > 0.997:
+                    body += ',"userInfo":{"ipAddress":"999.1.1.1"}'  # fails validation
+                elif roll > 0.5:
+                    body += f',"userInfo":{{"userId":"u-{rng.randrange(10**6)}","ipAddress":"10.{rng.randrange(256)}.{rng.randrange(256)}.1"}}'
+                lines.append(head + body + "}")
+            out.write("\n".join(lines) + "\n")
+
+
+DUCKDB_SCRIPT = """
+import duckdb, sys
+events, catalog, out = sys.argv[1:4]
+con = duckdb.connect()
+con.execute(f'''
+COPY (
+  SELECT e.*, c.title, c.price, (c.id IS NOT NULL OR e.pid IS NULL) AS joined
+  FROM (SELECT *, productDetails[1].product.id AS pid
+        FROM read_json('{events}', format='newline_delimited', ignore_errors=true,
+             columns={{eventType: 'VARCHAR', visitorId: 'VARCHAR', sessionId: 'VARCHAR', eventTime: 'TIMESTAMPTZ',
+                      searchQuery: 'VARCHAR', productDetails: 'STRUCT(product STRUCT(id VARCHAR), quantity BIGINT)[]',
+                      purchaseTransaction: 'STRUCT(id VARCHAR, revenue DOUBLE, currencyCode VARCHAR)',
+                      userInfo: 'STRUCT(userId VARCHAR, ipAddress VARCHAR)'}})) e
+  LEFT JOIN (SELECT id, title, priceInfo.price::DOUBLE AS price FROM read_json('{catalog}', format='newline_delimited')) c
+    ON c.id = e.pid
+) TO '{out}' (FORMAT parquet, PARTITION_BY (eventType), OVERWRITE_OR_IGNORE)
+''')
+"""
+
+
+def timed(command: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes, summed over the process and its children)."""
+    start = time.perf_counter()
+    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [process] + process.children(recursive=True)
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        sys.exit(f"{command[:3]} failed: {process.stderr.read().decode()[-2000:]}")
+    return seconds, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+    for n in args.events:
+        work = tempfile.mkdtemp(prefix="eventlake-bench-", dir=args.workdir)
+        try:
+            os.makedirs(os.path.join(work, "events"))
+            generate(work, n, args.files)
+            size = sum(os.path.getsize(os.path.join(work, "events", f)) for f in os.listdir(os.path.join(work, "events")))
+            summary = os.path.join(work, "summary.json")
+            eventlake = [sys.executable, "-m", "eventlake.cli", "import", "--events", os.path.join(work, "events", "*.jsonl"),
+                         "--catalog", os.path.join(work, "catalog.jsonl"), "--store", os.path.join(work, "store"),
+                         "--summary", summary]
+            if args.workers > 1:
+                eventlake += [f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing"]
+            duck = [sys.executable, "-c", DUCKDB_SCRIPT, os.path.join(work, "events", "*.jsonl"),
+                    os.path.join(work, "catalog.jsonl"), os.path.join(work, "duck")]
+            duck_seconds, duck_peak = timed(duck)
+            lake_seconds, lake_peak = timed(eventlake)
+            s = json.load(open(summary))
+            assert s["records"] == s["stored"] + s["duplicates"] + s["errors"]
+            print(json.dumps({
+                "events": n, "input_mb": round(size / 2**20), "duckdb_seconds": round(duck_seconds, 2),
+                "eventlake_seconds": round(lake_seconds, 2), "ratio": round(lake_seconds / duck_seconds, 2),
+                "eventlake_peak_rss_mb": round(lake_peak / 2**20), "duckdb_peak_rss_mb": round(duck_peak / 2**20),
+                "stored": s["stored"], "errors": s["errors"], "unjoined": s["unjoined"], "duplicates": s["duplicates"],
+            }), flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
