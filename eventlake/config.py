@@ -61,8 +61,8 @@ class ImportConfig:
             raise ConfigError("max_error_ratio: must be between 0 and 1")
         if self.max_error_samples < 0:
             raise ConfigError("max_error_samples: must not be negative")
-        if self.split_bytes < 1 << 16 or self.block_bytes < 1 << 10:
-            raise ConfigError("split_bytes must be at least 64 KiB and block_bytes at least 1 KiB")
+        if self.split_bytes < 1 << 16 or not 1 << 10 <= self.block_bytes <= 1 << 30:
+            raise ConfigError("split_bytes must be at least 64 KiB, block_bytes between 1 KiB and 1 GiB")
         return self
 
 

@@ -22,7 +22,7 @@ def error_record(
 ) -> dict:
     """One rejected record: where it is, which field broke which rule, and its first bytes."""
     if isinstance(raw, bytes):
-        raw = raw.rstrip(b"\r\n \t")[:RAW_SAMPLE_BYTES].decode("utf-8", errors="replace")
+        raw = raw.split(b"\n", 1)[0].rstrip(b"\r")[:RAW_SAMPLE_BYTES].decode("utf-8", errors="replace")
     elif isinstance(raw, str):
         raw = raw.encode("utf-8")[:RAW_SAMPLE_BYTES].decode("utf-8", errors="ignore")
     return {

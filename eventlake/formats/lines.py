@@ -37,12 +37,13 @@ class LineBlock:
         return self.data[self.starts[i] : self.ends[i]]
 
     def records(self, rows: np.ndarray) -> pa.BinaryArray:
-        """The raw text of the given lines (line terminators trimmed when the sample is written)."""
-        bounds = np.append(self.starts, len(self.data)).astype(np.int32 if len(self.data) < 2**31 else np.int64)
-        kind = pa.binary() if bounds.dtype == np.int32 else pa.large_binary()
-        # Zero-copy view: line i spans to the next kept line's start, then ``take`` gathers.
-        whole = pa.Array.from_buffers(kind, len(self), [None, pa.py_buffer(bounds), pa.py_buffer(self.data)])
-        return whole.take(pa.array(rows, pa.int64())).cast(pa.binary())
+        """The raw text of the given lines (sorted indices), without copying the block.
+
+        Each value runs on to the next given line, so it may carry the lines left out after it;
+        ``errors.error_record`` keeps only the first line of a value.
+        """
+        bounds = np.append(self.starts[rows], len(self.data)).astype(np.int32)  # blocks are < 2 GiB
+        return pa.Array.from_buffers(pa.binary(), len(rows), [None, pa.py_buffer(bounds), pa.py_buffer(self.data)])
 
     def joined(self, rows: np.ndarray) -> bytes:
         """The given lines (sorted indices) as one newline-delimited buffer."""

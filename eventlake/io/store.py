@@ -27,7 +27,7 @@ from eventlake.io.delta_log import join_path
 from eventlake.schema import PARTITION_COLUMN
 
 ROW_GROUP_ROWS = 65_536
-MAX_BUFFERED_ROWS = 262_144
+MAX_BUFFERED_ROWS = 131_072
 MAX_FILE_ROWS = 2_000_000
 
 

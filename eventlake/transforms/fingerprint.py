@@ -28,14 +28,19 @@ def fingerprints(batch: pa.RecordBatch, columns: tuple[str, ...] = CONTENT_COLUM
 
 def content_keys(batch: pa.RecordBatch, columns: tuple[str, ...] = CONTENT_COLUMNS) -> pa.StringArray:
     """One canonical string per row over ``columns``; equal strings mean equal content."""
-    parts = [_key(batch.column(name)) for name in columns]
+    parts = [_part(batch.column(name)) for name in columns]
     return pc.binary_join_element_wise(*parts, "|")
+
+
+def _part(array: pa.Array):
+    """A column's key; a scalar when the whole column is null (much cheaper, same strings)."""
+    return _NULL if array.null_count == len(array) else _key(array)
 
 
 def _key(array: pa.Array) -> pa.Array:
     kind = array.type
     if pa.types.is_struct(kind):
-        children = [_key(array.field(i)) for i in range(kind.num_fields)]
+        children = [_part(array.field(i)) for i in range(kind.num_fields)]
         inner = pc.binary_join_element_wise("{", *children, "}", ",") if children else pa.array(["{}"] * len(array))
         return pc.if_else(array.is_valid(), inner, _NULL)
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
