@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 
 import apache_beam as beam
@@ -45,6 +44,16 @@ class WrittenFile:
     max_time: int = 0
     fingerprints: bytes = b""  # 16 bytes a row
     order: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (source index << 40) + offset
+
+    def count(self, table: pa.Table) -> None:
+        """Add a written slice's rows, joins, event types and time range to this file's counts."""
+        times = pc.min_max(pc.cast(table.column("event_time"), pa.int64())).as_py()
+        self.min_time = times["min"] if not self.rows else min(self.min_time, times["min"])
+        self.max_time = times["max"] if not self.rows else max(self.max_time, times["max"])
+        self.rows += len(table)
+        self.joined += int(pc.sum(pc.cast(table.column("joined"), pa.int64())).as_py() or 0)
+        for entry in pc.value_counts(table.column("event_type").combine_chunks()).to_pylist():
+            self.by_event_type[entry["values"]] = self.by_event_type.get(entry["values"], 0) + entry["counts"]
 
     def add_action(self) -> dict:
         stats = {
@@ -84,8 +93,6 @@ class _OpenFile:
         self.pending_rows = 0
         self.fingerprints: list[bytes] = []
         self.orders: list[np.ndarray] = []
-        self.types: Counter = Counter()
-        self.min_time, self.max_time = None, None
 
 
 class StoreFileWriter:
@@ -130,12 +137,7 @@ class StoreFileWriter:
         lookup = np.array([self.source_index[s] for s in encoded.dictionary.to_pylist()], dtype=np.int64)
         index = lookup[encoded.indices.to_numpy()]
         f.orders.append(order_keys(index, table.column("source_offset").to_numpy()))
-        f.types.update(dict(zip(*np.unique(table.column("event_type").to_numpy(zero_copy_only=False).astype(str), return_counts=True), strict=False)))
-        times = pc.min_max(pc.cast(table.column("event_time"), pa.int64())).as_py()
-        f.min_time = times["min"] if f.min_time is None else min(f.min_time, times["min"])
-        f.max_time = times["max"] if f.max_time is None else max(f.max_time, times["max"])
-        f.info.rows += len(table)
-        f.info.joined += int(pc.sum(pc.cast(table.column("joined"), pa.int64())).as_py() or 0)
+        f.info.count(table)
         self.buffered -= f.pending_rows
         f.pending, f.pending_rows = [], 0
         if f.info.rows >= MAX_FILE_ROWS:
@@ -150,8 +152,6 @@ class StoreFileWriter:
             f.handle.close()
         info = f.info
         info.size = FileSystems.match([join_path(self.store, info.path)])[0].metadata_list[0].size_in_bytes
-        info.min_time, info.max_time = int(f.min_time), int(f.max_time)
-        info.by_event_type = {str(k): int(v) for k, v in f.types.items()}
         info.fingerprints = b"".join(f.fingerprints)
         info.order = np.concatenate(f.orders) if f.orders else np.zeros(0, np.int64)
         self.finished.append(info)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
@@ -160,11 +159,7 @@ def _rewrite_without(store: str, info: WrittenFile, keep: np.ndarray) -> Written
         with FileSystems.create(join_path(store, new.path)) as handle:
             pq.write_table(table, pa.PythonFile(handle, mode="w"), compression="zstd")
         new.size = FileSystems.match([join_path(store, new.path)])[0].metadata_list[0].size_in_bytes
-        times = pc.min_max(pc.cast(table.column("event_time"), pa.int64())).as_py()
-        new.min_time, new.max_time = times["min"], times["max"]
-        new.rows = len(table)
-        new.joined = int(pc.sum(pc.cast(table.column("joined"), pa.int64())).as_py() or 0)
-        new.by_event_type = dict(Counter(table.column("event_type").to_pylist()))
+        new.count(table)
         new.fingerprints = b"".join(table.column("event_fingerprint").to_pylist())
     new.order = info.order[keep]
     delete_files(store, [info.path])
