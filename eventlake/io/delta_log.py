@@ -57,19 +57,22 @@ def log_path(store: str, version: int) -> str:
     return join_path(store, LOG_DIR, f"{version:020d}.json")
 
 
-def read_snapshot(store: str) -> Snapshot:
+def read_snapshot(store: str, version: int | None = None) -> Snapshot:
+    """The table as of ``version`` (default: the latest)."""
     pattern = join_path(store, LOG_DIR, "*.json")
     try:
         found = FileSystems.match([pattern])[0].metadata_list
     except Exception:
         found = []
     versions = sorted(int(posixpath.basename(m.path)[:-5]) for m in found if posixpath.basename(m.path)[:-5].isdigit())
+    if version is not None:
+        versions = [v for v in versions if v <= version]
     snapshot = Snapshot()
-    for expected, version in enumerate(versions):
-        if version != expected:
+    for expected, found in enumerate(versions):
+        if found != expected:
             raise RuntimeError(f"{store}: the Delta log is missing version {expected} (checkpointed tables are not supported yet)")
-        _apply(snapshot, read_all(log_path(store, version)))
-        snapshot.version = version
+        _apply(snapshot, read_all(log_path(store, found)))
+        snapshot.version = found
     return snapshot
 
 

@@ -25,14 +25,18 @@ from apache_beam.utils.windowed_value import WindowedValue
 from eventlake.io.delta_log import join_path
 from eventlake.schema import PARTITION_COLUMN
 
-ROW_GROUP_ROWS = 65_536
-MAX_BUFFERED_ROWS = 131_072
+ROW_GROUP_ROWS = 131_072
+MAX_BUFFERED_ROWS = 262_144  # rows held across all open files of one writer
 MAX_FILE_ROWS = 2_000_000
 
 
 @dataclass
 class WrittenFile:
-    """One data file: its Delta add action fields, its counts, and its rows' dedupe keys."""
+    """One data file: the fields of its Delta add action and its counts.
+
+    Its rows' fingerprints stay in the file: dedupe reads them back one date at a time, so that
+    nothing that grows with the run's size travels between steps.
+    """
 
     path: str  # relative to the store
     date: str
@@ -42,8 +46,6 @@ class WrittenFile:
     by_event_type: dict = field(default_factory=dict)
     min_time: int = 0  # microseconds since the epoch
     max_time: int = 0
-    fingerprints: bytes = b""  # 16 bytes a row
-    order: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (source index << 40) + offset
 
     def count(self, table: pa.Table) -> None:
         """Add a written slice's rows, joins, event types and time range to this file's counts."""
@@ -78,9 +80,15 @@ def _iso(micros: int) -> str:
     return np.datetime64(int(micros), "us").astype("datetime64[ms]").astype(str) + "Z"
 
 
-def order_keys(source_index: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """A sortable position of each row across all sources of a run: source first, then offset."""
-    return (source_index.astype(np.int64) << 40) + offsets.astype(np.int64)
+def write_options(schema: pa.Schema) -> dict:
+    """Parquet settings: zstd; no dictionary or statistics for columns unique per row.
+
+    Fingerprints and offsets never repeat and nobody filters on them: dictionary pages and
+    min/max statistics for them cost write time and buy nothing.
+    """
+    unique = {"event_fingerprint", "source_offset"}
+    names = [n for n in schema.names if n not in unique]
+    return {"compression": "zstd", "use_dictionary": names, "write_statistics": names}
 
 
 class _OpenFile:
@@ -88,18 +96,16 @@ class _OpenFile:
         self.info = WrittenFile(path=f"{PARTITION_COLUMN}={date}/part-{run_id}-{uuid.uuid4().hex[:12]}.parquet", date=date)
         self.handle = FileSystems.create(join_path(store, self.info.path), compression_type=CompressionTypes.UNCOMPRESSED)
         self.sink = pa.PythonFile(self.handle, mode="w")
-        self.writer = pq.ParquetWriter(self.sink, schema, compression="zstd")
+        self.writer = pq.ParquetWriter(self.sink, schema, **write_options(schema))
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
-        self.fingerprints: list[bytes] = []
-        self.orders: list[np.ndarray] = []
 
 
 class StoreFileWriter:
     """Buffers batches per event date and writes them as Parquet row groups; bounded memory."""
 
-    def __init__(self, store: str, run_id: str, schema: pa.Schema, source_index: dict[str, int]):
-        self.store, self.run_id, self.schema, self.source_index = store, run_id, schema, source_index
+    def __init__(self, store: str, run_id: str, schema: pa.Schema):
+        self.store, self.run_id, self.schema = store, run_id, schema
         self.open: dict[str, _OpenFile] = {}
         self.buffered = 0
         self.finished: list[WrittenFile] = []
@@ -107,12 +113,9 @@ class StoreFileWriter:
     def add(self, batch: pa.RecordBatch) -> None:
         if not len(batch):
             return
-        dates = pc.cast(pc.cast(batch.column("event_time"), pa.timestamp("us")), pa.date32())
         batch = batch.select(self.schema.names)
-        unique_dates = pc.unique(dates).to_pylist()
-        for date in unique_dates:
-            part = batch if len(unique_dates) == 1 else batch.filter(pc.equal(dates, pa.scalar(date, pa.date32())))
-            self._append(date.isoformat(), part)
+        for date, part in split_by_date(batch):
+            self._append(date, part)
         while self.buffered > MAX_BUFFERED_ROWS:
             largest = max(self.open.values(), key=lambda f: f.pending_rows)
             self._flush(largest)
@@ -132,11 +135,6 @@ class StoreFileWriter:
             return
         table = pa.Table.from_batches(f.pending, schema=self.schema)
         f.writer.write_table(table, row_group_size=max(len(table), 1))
-        f.fingerprints.append(b"".join(table.column("event_fingerprint").to_pylist()))
-        encoded = pc.dictionary_encode(table.column("source_uri").combine_chunks())
-        lookup = np.array([self.source_index[s] for s in encoded.dictionary.to_pylist()], dtype=np.int64)
-        index = lookup[encoded.indices.to_numpy()]
-        f.orders.append(order_keys(index, table.column("source_offset").to_numpy()))
         f.info.count(table)
         self.buffered -= f.pending_rows
         f.pending, f.pending_rows = [], 0
@@ -151,9 +149,7 @@ class StoreFileWriter:
         if not f.handle.closed:
             f.handle.close()
         info = f.info
-        info.size = FileSystems.match([join_path(self.store, info.path)])[0].metadata_list[0].size_in_bytes
-        info.fingerprints = b"".join(f.fingerprints)
-        info.order = np.concatenate(f.orders) if f.orders else np.zeros(0, np.int64)
+        info.size = file_size(self.store, info.path)
         self.finished.append(info)
         del self.open[info.date]
 
@@ -169,6 +165,29 @@ class StoreFileWriter:
         return finished
 
 
+def split_by_date(batch: pa.RecordBatch):
+    """``(date, rows of that date)`` pairs: one ``take`` per date, so no part pins another's memory."""
+    days = pc.cast(pc.cast(batch.column("event_time"), pa.timestamp("us")), pa.date32())
+    numbers = days.cast(pa.int32()).to_numpy(zero_copy_only=False)
+    first = numbers[0]
+    if (numbers == first).all():
+        yield _date_text(first), batch
+        return
+    order = np.argsort(numbers, kind="stable")
+    ordered = numbers[order]
+    bounds = np.flatnonzero(np.diff(ordered)) + 1
+    for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(order)])), strict=True):
+        yield _date_text(ordered[lo]), batch.take(pa.array(order[lo:hi]))
+
+
+def _date_text(days: int) -> str:
+    return str(np.datetime64(int(days), "D"))
+
+
+def file_size(store: str, relative_path: str) -> int:
+    return FileSystems.match([join_path(store, relative_path)])[0].metadata_list[0].size_in_bytes
+
+
 def read_columns(store: str, relative_path: str, columns: list[str] | None = None) -> pa.Table:
     with FileSystems.open(join_path(store, relative_path), compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         return pq.read_table(pa.PythonFile(handle, mode="r"), columns=columns)
@@ -181,8 +200,8 @@ def delete_files(store: str, relative_paths: list[str]) -> None:
 
 
 class _WriteStoreFilesFn(beam.DoFn):
-    def __init__(self, store: str, run_id: str, schema: pa.Schema, source_index: dict[str, int]):
-        self._args = (store, run_id, schema, source_index)
+    def __init__(self, store: str, run_id: str, schema: pa.Schema):
+        self._args = (store, run_id, schema)
 
     def start_bundle(self):
         self._writer = StoreFileWriter(*self._args)
@@ -199,9 +218,25 @@ class _WriteStoreFilesFn(beam.DoFn):
 class WriteStoreFiles(beam.PTransform):
     """Joined batches -> Parquet files under ``store``, one ``WrittenFile`` per file (not committed)."""
 
-    def __init__(self, store: str, run_id: str, schema: pa.Schema, source_index: dict[str, int]):
+    def __init__(self, store: str, run_id: str, schema: pa.Schema):
         super().__init__()
-        self._fn = _WriteStoreFilesFn(store, run_id, schema, source_index)
+        self._fn = _WriteStoreFilesFn(store, run_id, schema)
 
     def expand(self, batches: beam.PCollection[pa.RecordBatch]) -> beam.PCollection[WrittenFile]:
         return batches | beam.ParDo(self._fn)
+
+
+def rewrite_without(store: str, info: WrittenFile, keep: np.ndarray) -> WrittenFile:
+    """Write ``info``'s file again with only the ``keep`` rows, then remove the old file.
+
+    When no row is left no file is written, and the result has ``rows == 0``.
+    """
+    table = read_columns(store, info.path).filter(pa.array(keep))
+    new = WrittenFile(path=info.path.replace(".parquet", "-d.parquet"), date=info.date)
+    if len(table):
+        with FileSystems.create(join_path(store, new.path), compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            pq.write_table(table, pa.PythonFile(handle, mode="w"), **write_options(table.schema))
+        new.size = file_size(store, new.path)
+        new.count(table)
+    delete_files(store, [info.path])
+    return new

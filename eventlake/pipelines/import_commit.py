@@ -1,7 +1,7 @@
 """The import's last step: drop duplicates, check the error limit, commit once, report.
 
-It runs on one worker after every data file is written. Only small things reach it: per-file
-counts and each row's 16-byte fingerprint and position, never the rows themselves.
+It runs on one worker after every data file is written and deduplicated. Only per-file counts
+reach it, never rows or fingerprints.
 """
 
 from __future__ import annotations
@@ -12,17 +12,15 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from eventlake import __version__
 from eventlake.errors import to_status
 from eventlake.io import delta_log
 from eventlake.io.delta_log import CommitConflict, join_path
 from eventlake.io.files import write_bytes
-from eventlake.io.store import WrittenFile, delete_files, read_columns
+from eventlake.io.store import WrittenFile, delete_files
 from eventlake.schema import PARTITION_COLUMN, table_schema
+from eventlake.transforms.dedupe import dedupe_files, files_of_date
 
 MAX_COMMIT_ATTEMPTS = 10
 
@@ -40,6 +38,8 @@ class CommitPlan:
     max_error_ratio: float | None
     parameters: dict
     started: float
+    base_version: int  # the store version the run's dedupe compares against
+    source_index: dict[str, int]  # source path -> its rank, to keep the first copy of an event
 
 
 def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict], errors: dict,
@@ -66,17 +66,20 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         "errors_path": plan.errors_dir,
     }
     _write_samples(plan, stats, errors, catalog_errors)
+    written = [f for f in written if f.rows]  # dedupe may have emptied some
     failure = _check_limits(plan, summary, catalog_products)
     if failure:
         delete_files(plan.store, [f.path for f in written])
         return _finish(plan, summary, failure)
 
+    checked = delta_log.read_snapshot(plan.store, plan.base_version)  # what DropDuplicates looked at
     for attempt in range(MAX_COMMIT_ATTEMPTS):
         snapshot = delta_log.read_snapshot(plan.store)
         if any(c.get("eventlake", {}).get("run_id") == plan.run_id for c in snapshot.commits):
             break  # a retried step whose commit already landed
         _check_schema(plan, snapshot)
-        written = _drop_duplicates(plan, snapshot, written)
+        written = [f for f in _drop_late_duplicates(plan, snapshot, checked, written) if f.rows]
+        checked = snapshot
         _count(summary, written, records)
         actions = []
         if not snapshot.exists:
@@ -114,56 +117,18 @@ def _check_schema(plan: CommitPlan, snapshot: delta_log.Snapshot) -> None:
         raise RuntimeError(f"{plan.store}: the store was created with other catalog_fields; use the same ones")
 
 
-def _drop_duplicates(plan: CommitPlan, snapshot: delta_log.Snapshot, written: list[WrittenFile]) -> list[WrittenFile]:
-    """Keep the first copy of each event in this run, and none of an event the store has."""
-    if not written:
+def _drop_late_duplicates(plan: CommitPlan, snapshot: delta_log.Snapshot, checked: delta_log.Snapshot,
+                          written: list[WrittenFile]) -> list[WrittenFile]:
+    """Drop events that jobs committing after ``checked`` stored meanwhile (usually none)."""
+    new_paths = set(snapshot.files) - set(checked.files)
+    if not new_paths:
         return written
-    keys = np.concatenate([np.frombuffer(f.fingerprints, dtype="V16") for f in written])
-    order = np.concatenate([f.order for f in written])
-    owner = np.repeat(np.arange(len(written)), [f.rows for f in written])
-    ranked = np.argsort(order, kind="stable")
-    _, first = np.unique(keys[ranked], return_index=True)
-    keep = np.zeros(len(keys), dtype=bool)
-    keep[ranked[first]] = True
-    stored = _store_fingerprints(plan.store, snapshot, {f.date for f in written})
-    if len(stored):
-        keep &= ~np.isin(keys, stored)
-    result = []
-    for index, info in enumerate(written):
-        rows = keep[owner == index]
-        if rows.all():
-            result.append(info)
-        else:
-            result.append(_rewrite_without(plan.store, info, rows))
-    return result
-
-
-def _store_fingerprints(store: str, snapshot: delta_log.Snapshot, dates: set[str]) -> np.ndarray:
-    """Fingerprints of stored events on the given dates: a duplicate has the same event time."""
-    parts = []
-    for path, add in snapshot.files.items():
-        if add.get("partitionValues", {}).get(PARTITION_COLUMN) in dates:
-            column = read_columns(store, path, ["event_fingerprint"]).column("event_fingerprint")
-            parts.append(np.frombuffer(b"".join(column.to_pylist()), dtype="V16"))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype="V16")
-
-
-def _rewrite_without(store: str, info: WrittenFile, keep: np.ndarray) -> WrittenFile:
-    """Write ``info``'s file again with only the ``keep`` rows; the old file is removed.
-
-    When no row is left no file is written, and the result has ``rows == 0``.
-    """
-    table = read_columns(store, info.path).filter(pa.array(keep))
-    new = WrittenFile(path=info.path.replace(".parquet", "-d.parquet"), date=info.date)
-    if len(table):
-        with FileSystems.create(join_path(store, new.path)) as handle:
-            pq.write_table(table, pa.PythonFile(handle, mode="w"), compression="zstd")
-        new.size = FileSystems.match([join_path(store, new.path)])[0].metadata_list[0].size_in_bytes
-        new.count(table)
-        new.fingerprints = b"".join(table.column("event_fingerprint").to_pylist())
-    new.order = info.order[keep]
-    delete_files(store, [info.path])
-    return new
+    out = []
+    for date in sorted({f.date for f in written}):
+        known = [p for p in files_of_date(snapshot, date) if p in new_paths]
+        mine = [f for f in written if f.date == date]
+        out += dedupe_files(plan.store, mine, known, plan.source_index) if known else mine
+    return out
 
 
 def _count(summary: dict, written: list[WrittenFile], records: int) -> None:

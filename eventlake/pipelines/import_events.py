@@ -24,6 +24,7 @@ from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
 from eventlake.schema import stored_schema
 from eventlake.transforms.catalog import ReadCatalog
+from eventlake.transforms.dedupe import DropDuplicates
 from eventlake.transforms.fingerprint import FingerprintEvents
 from eventlake.transforms.join import JoinCatalog
 from eventlake.transforms.parse import STATS, ParseRetailJson
@@ -45,10 +46,6 @@ class ImportPlan:
     ranges: list[ByteRange]
     catalog_paths: list[str]
     commit: CommitPlan
-
-    @property
-    def source_index(self) -> dict[str, int]:
-        return {s["path"]: i for i, s in enumerate(self.commit.sources)}
 
 
 def plan_import(config: ImportConfig) -> ImportPlan:
@@ -85,6 +82,8 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         max_error_ratio=config.max_error_ratio,
         parameters=parameters,
         started=time.time(),
+        base_version=snapshot.version,
+        source_index={f.path: i for i, f in enumerate(new)},
     )
     return ImportPlan(config, split_ranges(new, config.split_bytes), [f.path for f in catalog_files], commit)
 
@@ -126,7 +125,8 @@ class ImportEvents(beam.PTransform):
             valid.events
             | "FingerprintEvents" >> FingerprintEvents()
             | "JoinCatalog" >> JoinCatalog(beam.pvalue.AsSingleton(catalog["products"]), fields)
-            | "WriteStoreFiles" >> WriteStoreFiles(plan.commit.store, plan.commit.run_id, stored_schema(fields), plan.source_index)
+            | "WriteStoreFiles" >> WriteStoreFiles(plan.commit.store, plan.commit.run_id, stored_schema(fields))
+            | "DropDuplicates" >> DropDuplicates(plan.commit.store, plan.commit.base_version, plan.commit.source_index)
         )
         errors = (
             (parsed[ERRORS], valid[ERRORS])

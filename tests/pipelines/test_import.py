@@ -214,3 +214,24 @@ def test_missing_catalog_and_bad_config_key_are_refused(tmp_path, retail_data, c
     config.write_text("import:\n  evnts: [a.json]\n")
     assert main(["import", "--config", str(config)]) == 2
     assert f"{config}::evnts: unknown setting" in capsys.readouterr().err
+
+
+def test_an_import_committed_meanwhile_is_kept_and_its_events_not_stored_twice(generated):
+    import apache_beam as beam
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    from eventlake.config import load_config
+    from eventlake.pipelines.import_events import ImportEvents, plan_import, run_import
+
+    (generated / "other").mkdir()
+    shutil.copy(generated / "events" / "a.jsonl", generated / "other" / "a-copy.jsonl")
+    settings = {"catalog": str(generated / "catalog.json"), "store": str(generated / "store")}
+    slow = plan_import(load_config(None, {**settings, "events": [str(generated / "events" / "a.jsonl")]}))
+    fast = run_import(load_config(None, {**settings, "events": [str(generated / "other" / "*.jsonl")]}))
+    assert fast["version"] == 0 and fast["stored"] == 686
+    with beam.Pipeline(runner=FnApiRunner()) as pipeline:
+        _ = pipeline | ImportEvents(slow)
+    s = summary_of(generated / "store" / "_errors" / slow.commit.run_id / "summary.json")
+    assert s["version"] == 1 and (s["stored"], s["duplicates"]) == (0, 686)
+    assert_counts_add_up(s)
+    assert len(stored_rows(generated / "store")) == 686
