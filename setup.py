@@ -24,6 +24,7 @@ setup(
         "numpy>=1.24",
         "orjson>=3.9",
         "pyyaml>=6",
+        "xxhash>=3.0",
         "zstandard>=0.22",
     ],
     extras_require={
