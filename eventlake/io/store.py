@@ -116,9 +116,11 @@ class StoreFileWriter:
         batch = batch.select(self.schema.names)
         for date, part in split_by_date(batch):
             self._append(date, part)
-        while self.buffered > MAX_BUFFERED_ROWS:
-            largest = max(self.open.values(), key=lambda f: f.pending_rows)
-            self._flush(largest)
+        if self.buffered > MAX_BUFFERED_ROWS:
+            # Parts are slices of a sorted batch and keep all of it alive: flushing every file
+            # releases them all, so memory stays within the limit whatever the mix of dates.
+            for f in list(self.open.values()):
+                self._flush(f)
 
     def _append(self, date: str, part: pa.RecordBatch) -> None:
         f = self.open.get(date)
@@ -166,7 +168,11 @@ class StoreFileWriter:
 
 
 def split_by_date(batch: pa.RecordBatch):
-    """``(date, rows of that date)`` pairs: one ``take`` per date, so no part pins another's memory."""
+    """``(date, rows of that date)`` pairs: slices of the batch sorted by date.
+
+    One ``take`` of the whole batch and zero-copy slices: a ``take`` per date costs a pass over
+    the whole batch each for nested columns, which made the split cost more than the write.
+    """
     days = pc.cast(pc.cast(batch.column("event_time"), pa.timestamp("us")), pa.date32())
     numbers = days.cast(pa.int32()).to_numpy(zero_copy_only=False)
     first = numbers[0]
@@ -175,9 +181,10 @@ def split_by_date(batch: pa.RecordBatch):
         return
     order = np.argsort(numbers, kind="stable")
     ordered = numbers[order]
+    batch = batch.take(pa.array(order))
     bounds = np.flatnonzero(np.diff(ordered)) + 1
     for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(order)])), strict=True):
-        yield _date_text(ordered[lo]), batch.take(pa.array(order[lo:hi]))
+        yield _date_text(ordered[lo]), batch.slice(lo, hi - lo)
 
 
 def _date_text(days: int) -> str:
