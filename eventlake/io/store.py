@@ -179,11 +179,14 @@ def split_by_date(batch: pa.RecordBatch):
     if (numbers == first).all():
         yield _date_text(first), batch
         return
-    order = np.argsort(numbers, kind="stable")
-    ordered = numbers[order]
-    batch = batch.take(pa.array(order))
+    if np.all(numbers[1:] >= numbers[:-1]):  # already grouped (validation hands batches over so)
+        ordered = numbers
+    else:
+        order = np.argsort(numbers, kind="stable")
+        ordered = numbers[order]
+        batch = batch.take(pa.array(order))
     bounds = np.flatnonzero(np.diff(ordered)) + 1
-    for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(order)])), strict=True):
+    for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(ordered)])), strict=True):
         yield _date_text(ordered[lo]), batch.slice(lo, hi - lo)
 
 

@@ -49,8 +49,34 @@ def _col(batch: pa.RecordBatch, path: str) -> pa.Array:
     return array
 
 
+class _CheckedBatch:
+    """A batch under check, with the event-type masks that many rules share computed once."""
+
+    def __init__(self, batch: pa.RecordBatch):
+        self.batch = batch
+        self._types = pc.dictionary_encode(batch.column("event_type"))
+        self._masks: dict[tuple, np.ndarray] = {}
+
+    def column(self, name: str) -> pa.Array:
+        return self.batch.column(name)
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def is_type(self, types) -> np.ndarray:
+        key = tuple(types)
+        if key not in self._masks:
+            hits = pc.is_in(self._types.dictionary, pa.array(list(key), pa.string())).to_numpy(zero_copy_only=False)
+            indices = self._types.indices.to_numpy(zero_copy_only=False)
+            mask = np.zeros(len(self.batch), dtype=bool)
+            valid = ~np.isnan(indices) if indices.dtype.kind == "f" else np.ones(len(indices), dtype=bool)
+            mask[valid] = hits[indices[valid].astype(np.int64)]
+            self._masks[key] = mask
+        return self._masks[key]
+
+
 def _is_type(batch, types) -> np.ndarray:
-    return _np(pc.is_in(batch.column("event_type"), pa.array(list(types))))
+    return batch.is_type(types)
 
 
 def _present(batch, path) -> np.ndarray:
@@ -189,10 +215,15 @@ def retail_rules(allowed_event_types: tuple[str, ...] = ()) -> list[Rule]:
 
 
 def check(batch: pa.RecordBatch, rules: list[Rule]) -> tuple[pa.RecordBatch, list[dict]]:
-    """Split ``batch`` into the rows that keep every rule and one error per row that does not."""
+    """Split ``batch`` into the rows that keep every rule and one error per row that does not.
+
+    When rows are dropped, the kept ones come out grouped by event date: the copy is made
+    anyway, and the store writer then slices the batch per date instead of copying it again.
+    """
     failed = np.full(len(batch), -1, dtype=np.int32)
+    checked = _CheckedBatch(batch)
     for index, rule in enumerate(rules):
-        broken = rule.broken(batch)
+        broken = rule.broken(checked)
         failed[(failed < 0) & broken] = index
     bad = np.flatnonzero(failed >= 0)
     if not len(bad):
@@ -206,7 +237,13 @@ def check(batch: pa.RecordBatch, rules: list[Rule]) -> tuple[pa.RecordBatch, lis
             error_record(detail["source_uri"], line, detail["source_offset"], rule.field, rule.reason, rule.message,
                          detail["source_record"])
         )
-    return batch.filter(pa.array(failed < 0)), errors
+    return batch.take(pa.array(_by_date(batch, np.flatnonzero(failed < 0)))), errors
+
+
+def _by_date(batch: pa.RecordBatch, rows: np.ndarray) -> np.ndarray:
+    """``rows`` ordered by event date (stable); rows without a time were rejected above."""
+    micros = pc.cast(batch.column("event_time"), pa.int64()).to_numpy(zero_copy_only=False)[rows]
+    return rows[np.argsort(micros // 86_400_000_000, kind="stable")]
 
 
 def map_event_types(batch: pa.RecordBatch, mapping: dict[str, str]) -> pa.RecordBatch:
