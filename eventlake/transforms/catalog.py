@@ -61,7 +61,7 @@ class ReadCatalog(beam.PTransform):
         parts = (
             pbegin
             | "ListCatalogFiles" >> beam.Create(self._paths)
-            | "ParseRetailProducts" >> beam.ParDo(_ReadCatalogFileFn(self._fields)).with_outputs(ERRORS, main="tables")
+            | "ParseRetailProducts" >> beam.ParDo(_ReadCatalogFileFn(self._fields)).with_output_types(pa.Table).with_outputs(ERRORS, main="tables")
         )
-        products = parts.tables | "CombineCatalog" >> beam.CombineGlobally(_CombineCatalogFn(self._fields))
+        products = parts.tables | "CombineCatalog" >> beam.CombineGlobally(_CombineCatalogFn(self._fields)).with_output_types(pa.Table)
         return {"products": products, ERRORS: parts[ERRORS]}

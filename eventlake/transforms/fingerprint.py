@@ -76,4 +76,4 @@ def add_fingerprints(batch: pa.RecordBatch) -> pa.RecordBatch:
 @beam.ptransform_fn
 def FingerprintEvents(batches):  # noqa: N802 - a transform reads like a class at the call site
     """Add ``event_fingerprint`` (XXH3-128 of the canonical content) to every row."""
-    return batches | beam.Map(add_fingerprints)
+    return batches | beam.Map(add_fingerprints).with_output_types(pa.RecordBatch)

@@ -68,4 +68,4 @@ class JoinCatalog(beam.PTransform):
         self._catalog, self._fields = catalog, tuple(fields)
 
     def expand(self, batches: beam.PCollection[pa.RecordBatch]) -> beam.PCollection[pa.RecordBatch]:
-        return batches | beam.ParDo(_JoinFn(self._fields), self._catalog)
+        return batches | beam.ParDo(_JoinFn(self._fields), self._catalog).with_output_types(pa.RecordBatch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import apache_beam as beam
+import pyarrow as pa
 
 from eventlake.errors import ERRORS
 from eventlake.formats.retail_json import parse_block
@@ -44,7 +45,9 @@ class ParseRetailJson(beam.PTransform):
         self._block_bytes = block_bytes
 
     def expand(self, ranges: beam.PCollection[ByteRange]) -> beam.pvalue.DoOutputsTuple:
-        return ranges | beam.ParDo(_ParseRangeFn(self._block_bytes)).with_outputs(ERRORS, STATS, main="events")
+        return ranges | (
+            beam.ParDo(_ParseRangeFn(self._block_bytes)).with_output_types(pa.RecordBatch).with_outputs(ERRORS, STATS, main="events")
+        )
 
 
 __all__ = ["ParseRetailJson", "STATS"]

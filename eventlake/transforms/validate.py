@@ -279,4 +279,6 @@ class ValidateRetailEvents(beam.PTransform):
         self._allowed, self._map = tuple(allowed_event_types), dict(event_type_map or {})
 
     def expand(self, batches: beam.PCollection[pa.RecordBatch]) -> beam.pvalue.DoOutputsTuple:
-        return batches | beam.ParDo(_ValidateFn(self._allowed, self._map)).with_outputs(ERRORS, main="events")
+        return batches | (
+            beam.ParDo(_ValidateFn(self._allowed, self._map)).with_output_types(pa.RecordBatch).with_outputs(ERRORS, main="events")
+        )
