@@ -41,6 +41,11 @@ class CommitPlan:
     base_version: int  # the store version the run's dedupe compares against
     source_index: dict[str, int]  # source path -> its rank, to keep the first copy of an event
 
+    @property
+    def temp_dir(self) -> str:
+        """The run's scratch files (the catalog snapshot); removed when the run ends."""
+        return join_path(self.store, "_tmp", self.run_id)
+
 
 def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict], errors: dict,
                   catalog_errors: dict, catalog_products: int) -> dict:

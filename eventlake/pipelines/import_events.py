@@ -19,7 +19,7 @@ from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import ByteRange, match_files, read_all, split_ranges, write_bytes
+from eventlake.io.files import ByteRange, delete_tree, match_files, read_all, split_ranges, write_bytes
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
 from eventlake.schema import stored_schema
@@ -97,7 +97,7 @@ class _CommitFn(beam.DoFn):
         self._plan = plan
 
     def process(self, written, stats, errors, catalog_errors, catalog):
-        yield commit_import(self._plan, written, stats, errors, catalog_errors, len(catalog))
+        yield commit_import(self._plan, written, stats, errors, catalog_errors, catalog.products)
 
 
 class ImportEvents(beam.PTransform):
@@ -111,7 +111,7 @@ class ImportEvents(beam.PTransform):
         config, plan = self._plan.config, self._plan
         fields = tuple(config.catalog_fields)
         samples = config.max_error_samples
-        catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields)
+        catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields, plan.commit.temp_dir)
         parsed = (
             pbegin
             | "ListByteRanges" >> beam.Create(plan.ranges)
@@ -169,14 +169,26 @@ def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> 
         summary = _nothing_to_do(plan)
     else:
         options, runner = pipeline_options(pipeline_args or [])
-        with beam.Pipeline(runner=runner, options=options) as pipeline:
-            _ = pipeline | "ImportEvents" >> ImportEvents(plan)
+        try:
+            with beam.Pipeline(runner=runner, options=options) as pipeline:
+                _ = pipeline | "ImportEvents" >> ImportEvents(plan)
+        finally:
+            delete_tree(plan.commit.temp_dir)
+            _remove_if_empty(join_path(plan.commit.store, "_tmp"))
         summary = json.loads(read_all(join_path(plan.commit.errors_dir, "summary.json")))
     if config.summary:
         write_bytes(_absolute(config.summary), json.dumps(summary, indent=2).encode())
     if summary["status"] != "ok":
         raise JobError(summary["failure"])
     return summary
+
+
+def _remove_if_empty(directory: str) -> None:
+    if "://" not in directory:  # object stores have no empty directories
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass  # another run's scratch files are there, or it is gone
 
 
 def _nothing_to_do(plan: ImportPlan) -> dict:

@@ -13,16 +13,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.schema import product_details_type
+from eventlake.transforms.catalog import load_catalog
+from eventlake.transforms.product_index import ProductIndex
 
 
-def join_catalog(batch: pa.RecordBatch, catalog: pa.Table, fields: tuple[str, ...]) -> pa.RecordBatch:
-    """``batch`` with ``product_details`` widened by ``fields`` and ``joined``/``missing_product_ids``."""
+def join_catalog(batch: pa.RecordBatch, catalog: pa.Table, fields: tuple[str, ...],
+                 index: ProductIndex | None = None) -> pa.RecordBatch:
+    """``batch`` with ``product_details`` widened by ``fields`` and ``joined``/``missing_product_ids``.
+
+    Pass the catalog's ``index`` when joining many batches against one catalog.
+    """
     details = batch.column("product_details")
     entries = pc.list_flatten(details)
     ids = pc.struct_field(entries, ["product", "id"])
-    catalog_ids = catalog.column("id").combine_chunks()
-    position = pc.index_in(ids, value_set=catalog_ids)
-    missing = pc.is_null(position).to_numpy(zero_copy_only=False)
+    rows = (index or ProductIndex(catalog.column("id"))).positions(ids)
+    missing = rows < 0
+    position = pa.array(rows, mask=missing)
     parents = pc.list_parent_indices(details).to_numpy()
 
     missing_count = np.bincount(parents[missing], minlength=len(batch))
@@ -56,12 +62,13 @@ class _JoinFn(beam.DoFn):
     def __init__(self, fields: tuple[str, ...]):
         self._fields = fields
 
-    def process(self, batch: pa.RecordBatch, catalog: pa.Table):
-        yield join_catalog(batch, catalog, self._fields)
+    def process(self, batch: pa.RecordBatch, catalog):
+        table, index = load_catalog(catalog)
+        yield join_catalog(batch, table, self._fields, index)
 
 
 class JoinCatalog(beam.PTransform):
-    """Batches -> batches joined against ``catalog`` (a singleton side input of products)."""
+    """Batches -> batches joined against ``catalog`` (a singleton side input of a ``CatalogFile``)."""
 
     def __init__(self, catalog: beam.pvalue.AsSingleton, fields: tuple[str, ...]):
         super().__init__()

@@ -48,6 +48,7 @@ def test_google_user_events_are_stored_and_joined(retail_data, tmp_path):
     assert detail["product_details"][0]["product"]["id"] == "GGCOGAEC100616"
     assert detail["product_details"][0]["product"]["title"]  # a catalog field joined in
     assert str(detail["event_date"]) == "2022-02-23"
+    assert not (tmp_path / "store" / "_tmp").exists()  # the run's catalog snapshot is cleaned up
 
 
 def test_google_invalid_sample_gives_three_stored_and_one_error_at_line_two(retail_data, tmp_path):
