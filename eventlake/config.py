@@ -20,6 +20,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class ImportConfig:
+    """Settings of ``eventlake import`` (the ``import:`` section of a config file)."""
+
     events: list[str] = field(default_factory=list)
     """Event files: paths or globs (``*.json``, ``*.jsonl``, optionally ``.gz``/``.bz2``/``.zst``)."""
     catalog: str = ""
@@ -66,11 +68,58 @@ class ImportConfig:
         return self
 
 
-_TYPES = {f.name: f.type for f in dataclasses.fields(ImportConfig)}
+REJOIN_SCOPES = ("all", "joined", "unjoined")
 
 
-def load_config(path: str | None, overrides: dict) -> ImportConfig:
-    """Defaults, then the YAML file's ``import:`` section (or top level), then ``overrides``."""
+@dataclass
+class RejoinConfig:
+    """Settings of ``eventlake rejoin`` (the ``rejoin:`` section of a config file)."""
+
+    store: str = ""
+    """The event store whose events are joined again."""
+    catalog: str = ""
+    """The new Retail Product JSON lines (a path or glob)."""
+    scope: str = "all"
+    """Which events: ``unjoined`` (find products now in the catalog), ``joined`` (refresh their
+    catalog fields), or ``all``, as Retail's ``UserEventRejoinScope``."""
+    summary: str = ""
+    """Also write the run summary as JSON here."""
+
+    def check(self) -> RejoinConfig:
+        if not self.store:
+            raise ConfigError("store: give the event store location (--store)")
+        if not self.catalog:
+            raise ConfigError("catalog: give the product catalog (--catalog)")
+        if self.scope not in REJOIN_SCOPES:
+            raise ConfigError(f"scope: {self.scope!r} is not one of {', '.join(REJOIN_SCOPES)}")
+        return self
+
+
+@dataclass
+class PurgeConfig:
+    """Settings of ``eventlake purge`` (the ``purge:`` section of a config file)."""
+
+    store: str = ""
+    """The event store to delete events from."""
+    filter: str = ""
+    """Which events, in Retail's filter language, e.g. ``visitorId = "visitor1024"``."""
+    force: bool = False
+    """Delete for good; without it the purge only counts what it would delete."""
+    summary: str = ""
+    """Also write the run summary as JSON here."""
+
+    def check(self) -> PurgeConfig:
+        if not self.store:
+            raise ConfigError("store: give the event store location (--store)")
+        return self  # the filter is checked by its parser, which says where it is wrong
+
+
+SECTIONS = {ImportConfig: "import", RejoinConfig: "rejoin", PurgeConfig: "purge"}
+
+
+def load_config(path: str | None, overrides: dict, kind: type = ImportConfig):
+    """Defaults, then the YAML file's section for ``kind`` (or top level), then ``overrides``."""
+    types = {f.name: f.type for f in dataclasses.fields(kind)}
     values: dict = {}
     if path:
         try:
@@ -82,19 +131,22 @@ def load_config(path: str | None, overrides: dict) -> ImportConfig:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(document, dict):
             raise ConfigError(f"{path}: the config must be a mapping of settings")
-        section = document.get("import", document)
+        name = SECTIONS[kind]
+        sectioned = any(key in SECTIONS.values() for key in document)
+        section = document.get(name) or {} if sectioned else document
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}::{name}: must be a mapping of settings")
         for key, value in section.items():
-            if key not in _TYPES:
-                raise ConfigError(f"{path}::{key}: unknown setting; known: {', '.join(_TYPES)}")
-            values[key] = _coerce(f"{path}::{key}", key, value)
+            if key not in types:
+                raise ConfigError(f"{path}::{key}: unknown setting of {name}; known: {', '.join(types)}")
+            values[key] = _coerce(f"{path}::{key}", types[key], value)
     for key, value in overrides.items():
         if value is not None:
-            values[key] = _coerce(f"--{key.replace('_', '-')}", key, value)
-    return ImportConfig(**values).check()
+            values[key] = _coerce(f"--{key.replace('_', '-')}", types[key], value)
+    return kind(**values).check()
 
 
-def _coerce(where: str, key: str, value):
-    kind = _TYPES[key]
+def _coerce(where: str, kind: str, value):
     expected = {
         "list[str]": (list, str),
         "str": (str, None),

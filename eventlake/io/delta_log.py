@@ -33,7 +33,12 @@ class Snapshot:
     version: int = -1
     files: dict[str, dict] = field(default_factory=dict)  # path -> add action
     metadata: dict | None = None
-    commits: list[dict] = field(default_factory=list)  # commitInfo of every version, in order
+    history: list[tuple[int, dict]] = field(default_factory=list)  # (version, commitInfo), in order
+    removed: set[str] = field(default_factory=set)  # paths the log removed and never added back
+
+    @property
+    def commits(self) -> list[dict]:
+        return [info for _, info in self.history]
 
     @property
     def exists(self) -> bool:
@@ -71,24 +76,26 @@ def read_snapshot(store: str, version: int | None = None) -> Snapshot:
     for expected, found in enumerate(versions):
         if found != expected:
             raise RuntimeError(f"{store}: the Delta log is missing version {expected} (checkpointed tables are not supported yet)")
-        _apply(snapshot, read_all(log_path(store, found)))
+        _apply(snapshot, read_all(log_path(store, found)), found)
         snapshot.version = found
     return snapshot
 
 
-def _apply(snapshot: Snapshot, text: bytes) -> None:
+def _apply(snapshot: Snapshot, text: bytes, version: int) -> None:
     for line in text.splitlines():
         if not line.strip():
             continue
         action = json.loads(line)
         if "add" in action:
             snapshot.files[action["add"]["path"]] = action["add"]
+            snapshot.removed.discard(action["add"]["path"])
         elif "remove" in action:
             snapshot.files.pop(action["remove"]["path"], None)
+            snapshot.removed.add(action["remove"]["path"])
         elif "metaData" in action:
             snapshot.metadata = action["metaData"]
         elif "commitInfo" in action:
-            snapshot.commits.append(action["commitInfo"])
+            snapshot.history.append((version, action["commitInfo"]))
 
 
 def commit(store: str, version: int, actions: list[dict]) -> None:

@@ -72,8 +72,24 @@ class WrittenFile:
                 "modificationTime": int(time.time() * 1000),
                 "dataChange": True,
                 "stats": json.dumps(stats, separators=(",", ":")),
+                # Delta keeps no min/max for booleans; rejoin and purge skip files by this count.
+                "tags": {"joined_rows": str(self.joined)},
             }
         }
+
+
+def remove_action(add: dict) -> dict:
+    """The Delta remove action for a file the log added with ``add``."""
+    return {
+        "remove": {
+            "path": add["path"],
+            "deletionTimestamp": int(time.time() * 1000),
+            "dataChange": True,
+            "extendedFileMetadata": True,
+            "partitionValues": add.get("partitionValues", {}),
+            "size": add.get("size", 0),
+        }
+    }
 
 
 def _iso(micros: int) -> str:
@@ -91,9 +107,14 @@ def write_options(schema: pa.Schema) -> dict:
     return {"compression": "zstd", "use_dictionary": names, "write_statistics": names}
 
 
+def new_file_path(date: str, run_id: str) -> str:
+    """A fresh data file's path, relative to the store: the run's files are recognisable by name."""
+    return f"{PARTITION_COLUMN}={date}/part-{run_id}-{uuid.uuid4().hex[:12]}.parquet"
+
+
 class _OpenFile:
     def __init__(self, store: str, date: str, run_id: str, schema: pa.Schema):
-        self.info = WrittenFile(path=f"{PARTITION_COLUMN}={date}/part-{run_id}-{uuid.uuid4().hex[:12]}.parquet", date=date)
+        self.info = WrittenFile(path=new_file_path(date, run_id), date=date)
         self.handle = FileSystems.create(join_path(store, self.info.path), compression_type=CompressionTypes.UNCOMPRESSED)
         self.sink = pa.PythonFile(self.handle, mode="w")
         self.writer = pq.ParquetWriter(self.sink, schema, **write_options(schema))
@@ -249,4 +270,34 @@ def rewrite_without(store: str, info: WrittenFile, keep: np.ndarray) -> WrittenF
         new.size = file_size(store, new.path)
         new.count(table)
     delete_files(store, [info.path])
+    return new
+
+
+def rewrite_file(store: str, path: str, date: str, run_id: str, change) -> WrittenFile:
+    """Write a new file holding ``change(row group)`` of each row group of ``path``.
+
+    One row group at a time, so memory follows the row group, not the file. A file whose rows
+    all go is not written: the result then has ``rows == 0``.
+    """
+    new = WrittenFile(path=new_file_path(date, run_id), date=date)
+    target = join_path(store, new.path)
+    with FileSystems.open(join_path(store, path), compression_type=CompressionTypes.UNCOMPRESSED) as source:
+        parquet = pq.ParquetFile(pa.PythonFile(source, mode="r"))
+        writer = handle = None
+        try:
+            for group in range(parquet.num_row_groups):
+                table = change(parquet.read_row_group(group))
+                if not len(table):
+                    continue
+                if writer is None:
+                    handle = FileSystems.create(target, compression_type=CompressionTypes.UNCOMPRESSED)
+                    writer = pq.ParquetWriter(pa.PythonFile(handle, mode="w"), table.schema, **write_options(table.schema))
+                writer.write_table(table, row_group_size=max(len(table), 1))
+                new.count(table)
+        finally:
+            if writer is not None:
+                writer.close()
+                handle.close()
+    if new.rows:
+        new.size = file_size(store, new.path)
     return new

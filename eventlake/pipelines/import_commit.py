@@ -19,6 +19,7 @@ from eventlake.io import delta_log
 from eventlake.io.delta_log import CommitConflict, join_path
 from eventlake.io.files import write_bytes
 from eventlake.io.store import WrittenFile, delete_files
+from eventlake.pipelines.running import scratch_dir
 from eventlake.schema import PARTITION_COLUMN, table_schema
 from eventlake.transforms.dedupe import dedupe_files, files_of_date
 
@@ -44,7 +45,7 @@ class CommitPlan:
     @property
     def temp_dir(self) -> str:
         """The run's scratch files (the catalog snapshot); removed when the run ends."""
-        return join_path(self.store, "_tmp", self.run_id)
+        return scratch_dir(self.store, self.run_id)
 
 
 def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict], errors: dict,

@@ -7,21 +7,19 @@
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from dataclasses import dataclass
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import ByteRange, delete_tree, match_files, read_all, split_ranges, write_bytes
+from eventlake.io.files import ByteRange, match_files, read_all, split_ranges, write_bytes
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
+from eventlake.pipelines.running import JobError, absolute, new_run_id, pipeline_options, remove_scratch
 from eventlake.schema import stored_schema
 from eventlake.transforms.catalog import ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
@@ -32,10 +30,6 @@ from eventlake.transforms.summarize import ErrorSummaryFn
 from eventlake.transforms.validate import ValidateRetailEvents
 
 EVENT_SUFFIXES = (".json", ".jsonl")
-
-
-class JobError(RuntimeError):
-    """The job cannot run or failed in an expected way; the message is for the user."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,7 @@ class ImportPlan:
 
 def plan_import(config: ImportConfig) -> ImportPlan:
     """Match files and read the store's log; raise ``JobError`` when there is nothing sane to do."""
-    store = _absolute(config.store)
+    store = absolute(config.store)
     files, unmatched = match_files(config.events, EVENT_SUFFIXES)
     if unmatched and not files:
         raise JobError(f"no event file matches {', '.join(unmatched)} (names must end in .json or .jsonl)")
@@ -63,8 +57,8 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         raise JobError(f"cannot read the store {store}: {exc}") from None
     done = set() if config.reimport else snapshot.imported_sources()
     new = [f for f in files if (f.path, f.size, f.mtime) not in done]
-    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
-    errors_dir = _absolute(config.errors) if config.errors else join_path(store, "_errors", run_id)
+    run_id = new_run_id()
+    errors_dir = absolute(config.errors) if config.errors else join_path(store, "_errors", run_id)
     parameters = {
         "events": config.events,
         "catalog": config.catalog,
@@ -86,10 +80,6 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         source_index={f.path: i for i, f in enumerate(new)},
     )
     return ImportPlan(config, split_ranges(new, config.split_bytes), [f.path for f in catalog_files], commit)
-
-
-def _absolute(path: str) -> str:
-    return path if "://" in path else os.path.abspath(path)
 
 
 class _CommitFn(beam.DoFn):
@@ -148,20 +138,6 @@ class ImportEvents(beam.PTransform):
         )
 
 
-def pipeline_options(pipeline_args: list[str]) -> tuple[PipelineOptions, object]:
-    """Beam options from the passthrough flags, and the runner to use.
-
-    Without ``--runner`` the local FnApiRunner is chosen explicitly: Beam's default DirectRunner
-    first tries to download the Prism runner, which an offline machine waits on.
-    """
-    options = PipelineOptions(pipeline_args)
-    if options.view_as(StandardOptions).runner:
-        return options, None
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-    return options, FnApiRunner()
-
-
 def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> dict:
     """Plan and run the import; return the summary. Raises ``JobError`` when it fails."""
     plan = plan_import(config)
@@ -173,22 +149,13 @@ def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> 
             with beam.Pipeline(runner=runner, options=options) as pipeline:
                 _ = pipeline | "ImportEvents" >> ImportEvents(plan)
         finally:
-            delete_tree(plan.commit.temp_dir)
-            _remove_if_empty(join_path(plan.commit.store, "_tmp"))
+            remove_scratch(plan.commit.store, plan.commit.run_id)
         summary = json.loads(read_all(join_path(plan.commit.errors_dir, "summary.json")))
     if config.summary:
-        write_bytes(_absolute(config.summary), json.dumps(summary, indent=2).encode())
+        write_bytes(absolute(config.summary), json.dumps(summary, indent=2).encode())
     if summary["status"] != "ok":
         raise JobError(summary["failure"])
     return summary
-
-
-def _remove_if_empty(directory: str) -> None:
-    if "://" not in directory:  # object stores have no empty directories
-        try:
-            os.rmdir(directory)
-        except OSError:
-            pass  # another run's scratch files are there, or it is gone
 
 
 def _nothing_to_do(plan: ImportPlan) -> dict:

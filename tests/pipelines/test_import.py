@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
 import subprocess
 import sys
 
-import deltalake
-import pytest
-
 from eventlake.cli import main
 from eventlake.io.delta_log import read_snapshot
-
-
-def run(*args) -> int:
-    return main(["import", *[str(a) for a in args]])
-
-
-def summary_of(path) -> dict:
-    return json.loads(path.read_text())
-
-
-def stored_rows(store) -> list[dict]:
-    return deltalake.DeltaTable(str(store)).to_pyarrow_table().to_pylist()
-
-
-def assert_counts_add_up(s: dict) -> None:
-    assert s["records"] == s["stored"] + s["duplicates"] + s["errors"]
-    assert s["stored"] == s["joined"] + s["unjoined"] == sum(s["by_event_type"].values())
-    assert s["errors"] == sum(s["errors_by_reason"].values())
+from tests.pipelines.conftest import (
+    assert_counts_add_up,
+    import_generated,
+    make_events,
+    run,
+    stored_rows,
+    summary_of,
+)
 
 
 def test_google_user_events_are_stored_and_joined(retail_data, tmp_path):
@@ -84,46 +70,12 @@ def test_invalid_catalog_products_are_catalog_errors(retail_data, tmp_path):
     assert (row["joined"], row["missing_product_ids"]) == (False, ["GGCOGAEC100616"])
 
 
-def make_events(path, n, start=0, bad_every=50, compress=False):
-    lines = []
-    for i in range(start, start + n):
-        if bad_every and i % bad_every == 7 % bad_every:
-            lines.append('{"eventType": "search", "visitorId": ')  # truncated
-            continue
-        product = f"p{i % 40}" if i % 10 else "unknown"
-        lines.append(json.dumps({
-            "eventType": "detail-page-view", "visitorId": f"v{i % 97}",
-            "eventTime": f"2024-03-{1 + i % 3:02d}T10:{i % 60:02d}:00Z",
-            "productDetails": [{"product": {"id": product}}], "sessionId": f"s{i}",
-        }))
-    data = ("\n".join(lines) + "\n").encode()
-    if compress:
-        path.write_bytes(gzip.compress(data))
-    else:
-        path.write_bytes(data)
 
 
-def make_catalog(path, n=40):
-    path.write_text("".join(json.dumps({"id": f"p{i}", "title": f"Product {i}", "categories": ["c"],
-                                        "priceInfo": {"price": str(i)}}) + "\n" for i in range(n)))
 
 
-@pytest.fixture
-def generated(tmp_path):
-    events = tmp_path / "events"
-    events.mkdir()
-    make_events(events / "a.jsonl", 700)
-    make_events(events / "b.json.gz", 500, start=700, compress=True)
-    (events / "ignored.txt").write_text("not an event file")
-    make_catalog(tmp_path / "catalog.json")
-    return tmp_path
 
 
-def import_generated(tmp, *extra) -> tuple[int, dict]:
-    summary = tmp / f"summary-{len(list(tmp.glob('summary-*')))}.json"
-    code = run("--events", tmp / "events" / "*.json*", "--catalog", tmp / "catalog.json", "--store", tmp / "store",
-               "--summary", summary, *extra)
-    return code, summary_of(summary) if summary.exists() else {}
 
 
 def test_counts_add_up_and_the_table_holds_exactly_the_stored_rows(generated):

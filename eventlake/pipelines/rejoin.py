@@ -1,0 +1,208 @@
+"""The rejoin job: join stored events again after the catalog changed; rewrite what changed.
+
+Scopes follow Retail's ``UserEventRejoinScope``: ``unjoined`` looks for products that are now in
+the catalog, ``joined`` refreshes the catalog fields (and notices products that left), ``all``
+does both. Files whose log tags show no event in scope are not read; files with no row that
+changes are not rewritten; everything else lands in one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventlake.config import RejoinConfig
+from eventlake.errors import ERRORS
+from eventlake.io import delta_log
+from eventlake.io.files import match_files
+from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, read_summary
+from eventlake.pipelines.running import (
+    JobError,
+    absolute,
+    finish_summary,
+    new_run_id,
+    pipeline_options,
+    remove_scratch,
+    scratch_dir,
+)
+from eventlake.schema import CATALOG_FIELD_TYPES
+from eventlake.transforms.catalog import ReadCatalog, load_catalog
+from eventlake.transforms.fingerprint import content_keys
+from eventlake.transforms.join import join_catalog
+from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
+from eventlake.transforms.summarize import ErrorSummaryFn
+
+JOIN_COLUMNS = ["product_details", "joined", "missing_product_ids"]
+MAX_ATTEMPTS = 3
+COUNTS = ("events_in_scope", "rejoined", "newly_joined", "newly_unjoined", "changed")
+
+
+@dataclass(frozen=True)
+class RejoinPlan:
+    config: RejoinConfig
+    commit: RewritePlan
+    catalog_paths: list[str]
+    catalog_fields: tuple[str, ...]
+    files: list[dict]  # add actions of the files that may hold events in scope
+    files_skipped: int
+
+
+class RejoinRows:
+    """A file's rows joined again: events in scope get the new join, the rest stay as they are."""
+
+    columns = JOIN_COLUMNS
+
+    def __init__(self, catalog: pa.Table, index, fields: tuple[str, ...], scope: str):
+        self._catalog, self._index, self._fields, self._scope = catalog, index, fields, scope
+
+    def _rejoin(self, table: pa.Table) -> tuple[np.ndarray, pa.RecordBatch, pa.RecordBatch]:
+        old = _one_batch(table.select(JOIN_COLUMNS))
+        joined = old.column("joined").to_numpy(zero_copy_only=False)
+        in_scope = {"all": np.ones(len(old), dtype=bool), "joined": joined, "unjoined": ~joined}[self._scope]
+        new = join_catalog(old.select(["product_details"]), self._catalog, self._fields, self._index)
+        return in_scope, old, new.select(JOIN_COLUMNS)
+
+    def inspect(self, table: pa.Table) -> dict:
+        in_scope, old, new = self._rejoin(table)
+        was = old.column("joined").to_numpy(zero_copy_only=False)
+        now = new.column("joined").to_numpy(zero_copy_only=False)
+        differs = pc.not_equal(content_keys(old, tuple(JOIN_COLUMNS)), content_keys(new, tuple(JOIN_COLUMNS)))
+        return {
+            "events_in_scope": int(in_scope.sum()),
+            "rejoined": int((in_scope & now).sum()),
+            "newly_joined": int((in_scope & ~was & now).sum()),
+            "newly_unjoined": int((in_scope & was & ~now).sum()),
+            "changed": int((in_scope & differs.to_numpy(zero_copy_only=False)).sum()),
+        }
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        in_scope, old, new = self._rejoin(table)
+        mask = pa.array(in_scope)
+        for name in JOIN_COLUMNS:
+            column = pc.if_else(mask, new.column(name), old.column(name))
+            table = table.set_column(table.schema.get_field_index(name), table.schema.field(name), column)
+        return table
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch:
+    batches = table.combine_chunks().to_batches()
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+
+
+class _RejoinFilesFn(RewriteFilesFn):
+    def __init__(self, store: str, run_id: str, fields: tuple[str, ...], scope: str):
+        super().__init__(store, run_id, write=True)
+        self._fields, self._scope = fields, scope
+
+    def row_change(self, catalog) -> RejoinRows:
+        table, index = load_catalog(catalog)
+        return RejoinRows(table, index, self._fields, self._scope)
+
+
+class _CommitRejoinFn(beam.DoFn):
+    def __init__(self, plan: RejoinPlan):
+        self._plan = plan
+
+    def process(self, changes: list[FileChange], catalog, catalog_errors: dict):
+        plan = self._plan
+        summary = {"run_id": plan.commit.run_id, "scope": plan.config.scope}
+        summary.update({k: sum(c.counts.get(k, 0) for c in changes) for k in COUNTS})
+        summary["events_changed"] = summary.pop("changed")
+        summary.update(
+            files_scanned=len(changes),
+            files_skipped=plan.files_skipped,
+            files_rewritten=sum(1 for c in changes if c.new is not None),
+            catalog_products=catalog.products,
+            catalog_errors=catalog_errors["count"],
+        )
+        yield commit_rewrite(plan.commit, changes, summary)
+
+
+class RejoinEvents(beam.PTransform):
+    """The rejoin job as one transform: a pipeline root -> a PCollection of one summary dict."""
+
+    def __init__(self, plan: RejoinPlan):
+        super().__init__()
+        self._plan = plan
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[dict]:
+        plan, commit = self._plan, self._plan.commit
+        catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, plan.catalog_fields,
+                                                        scratch_dir(commit.store, commit.run_id))
+        catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(0))
+        products = beam.pvalue.AsSingleton(catalog["products"])
+        return (
+            pbegin
+            | "ListStoreFiles" >> beam.Create(plan.files)
+            | "SpreadStoreFiles" >> beam.Reshuffle()
+            | "RejoinFiles" >> beam.ParDo(_RejoinFilesFn(commit.store, commit.run_id, plan.catalog_fields,
+                                                         plan.config.scope), products)
+            | "GatherChanges" >> beam.combiners.ToList()
+            | "CommitRejoin" >> beam.ParDo(_CommitRejoinFn(plan), products, beam.pvalue.AsSingleton(catalog_errors))
+        )
+
+
+def store_catalog_fields(snapshot: delta_log.Snapshot) -> tuple[str, ...]:
+    """The catalog fields the store keeps in each product, from its schema in the log."""
+    schema = json.loads(snapshot.metadata["schemaString"])
+    details = next(f for f in schema["fields"] if f["name"] == "product_details")
+    product = next(f for f in details["type"]["elementType"]["fields"] if f["name"] == "product")
+    return tuple(f["name"] for f in product["type"]["fields"] if f["name"] in CATALOG_FIELD_TYPES)
+
+
+def in_scope(add: dict, scope: str) -> bool:
+    """Whether a file may hold events in ``scope``, by the joined count its log entry carries."""
+    joined = add.get("tags", {}).get("joined_rows")
+    if scope == "all" or joined is None:
+        return True
+    rows = json.loads(add.get("stats") or "{}").get("numRecords")
+    if rows is None:
+        return True
+    return int(joined) > 0 if scope == "joined" else int(joined) < rows
+
+
+def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
+    store = absolute(config.store)
+    try:
+        snapshot = delta_log.read_snapshot(store)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise JobError(f"cannot read the store {store}: {exc}") from None
+    if not snapshot.exists:
+        raise JobError(f"there is no event store at {store}")
+    catalog_files, _ = match_files([config.catalog], (".json", ".jsonl"))
+    if not catalog_files:
+        raise JobError(f"cannot read the catalog {config.catalog}: no such .json or .jsonl file")
+    files = [add for _, add in sorted(snapshot.files.items())]
+    scanned = [add for add in files if in_scope(add, config.scope)]
+    run_id = new_run_id()
+    parameters = {"catalog": config.catalog, "scope": config.scope}
+    commit = RewritePlan("rejoin", "UPDATE", run_id, store, snapshot.version, parameters, time.time())
+    return RejoinPlan(config, commit, [f.path for f in catalog_files], store_catalog_fields(snapshot), scanned,
+                      len(files) - len(scanned))
+
+
+def run_rejoin(config: RejoinConfig, pipeline_args: list[str] | None = None) -> dict:
+    """Plan and run the rejoin, planning again if a concurrent job rewrote the same files."""
+    for _ in range(MAX_ATTEMPTS):
+        plan = plan_rejoin(config)
+        summary = execute_rejoin(plan, pipeline_args)
+        if summary["status"] != "conflict":
+            break
+    return finish_summary(summary, config.summary)
+
+
+def execute_rejoin(plan: RejoinPlan, pipeline_args: list[str] | None = None) -> dict:
+    """Run a planned rejoin once; the summary's status is ok, conflict or failed."""
+    options, runner = pipeline_options(pipeline_args or [])
+    try:
+        with beam.Pipeline(runner=runner, options=options) as pipeline:
+            _ = pipeline | "RejoinEvents" >> RejoinEvents(plan)
+        return read_summary(plan.commit)
+    finally:
+        remove_scratch(plan.commit.store, plan.commit.run_id)

@@ -1,0 +1,116 @@
+"""The last step of rejoin and purge: commit the rewritten files at once, or refuse cleanly.
+
+The job read the store at ``base_version``. Files other jobs added since are not its business
+(an import landing meanwhile is kept); but if a file it rewrote was itself rewritten or removed
+meanwhile, committing would bring back what the other job changed, so the commit is refused
+with ``status: "conflict"`` and the job plans again. Superseded files are deleted once the
+commit is in: a purge must leave no copy of a purged event behind.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from eventlake import __version__
+from eventlake.io import delta_log
+from eventlake.io.delta_log import CommitConflict, join_path
+from eventlake.io.files import read_all, write_bytes
+from eventlake.io.store import delete_files, remove_action
+from eventlake.pipelines.running import scratch_dir
+from eventlake.transforms.rewrite import FileChange
+
+MAX_COMMIT_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class RewritePlan:
+    """What the commit of a rewriting job needs, fixed when the job is planned."""
+
+    job: str  # "rejoin" or "purge"
+    operation: str  # the Delta operation the commit records: UPDATE, DELETE
+    run_id: str
+    store: str
+    base_version: int
+    parameters: dict
+    started: float
+
+    @property
+    def summary_path(self) -> str:
+        return join_path(scratch_dir(self.store, self.run_id), "summary.json")
+
+
+def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, dry_run: bool = False) -> dict:
+    """Commit ``changes`` (unless ``dry_run``), complete ``summary`` and write it for the driver."""
+    rewritten = [c for c in changes if c.new is not None]
+    vanished = [c.add["path"] for c in changes if c.vanished]
+    summary.update(status="ok", version=None)
+    for attempt in range(MAX_COMMIT_ATTEMPTS):
+        latest = delta_log.read_snapshot(plan.store)
+        if any(info.get("eventlake", {}).get("run_id") == plan.run_id for info in latest.commits):
+            break  # a retried step whose commit already landed
+        lost = [p for p in vanished if p in latest.files]
+        if lost:
+            delete_files(plan.store, [c.new.path for c in rewritten if c.new.rows])
+            summary.update(status="failed", failure=f"the store's data file {lost[0]} is missing; the table is damaged")
+            return _finish(plan, summary)
+        gone = vanished + [c.add["path"] for c in rewritten if c.add["path"] not in latest.files]
+        if gone:
+            delete_files(plan.store, [c.new.path for c in rewritten if c.new.rows])
+            jobs = [f"{info.get('eventlake', {}).get('job', info.get('operation', '?'))} (version {v})"
+                    for v, info in latest.history if v > plan.base_version]
+            summary.update(status="conflict", failure=(
+                f"{len(gone)} of the files this {plan.job} rewrote were changed meanwhile by {', '.join(jobs)}"))
+            return _finish(plan, summary)
+        if dry_run:
+            return _finish(plan, summary)
+        actions = [remove_action(c.add) for c in rewritten]
+        actions += [c.new.add_action() for c in rewritten if c.new.rows]
+        actions.append(_commit_info(plan, summary, latest.version + 1))
+        try:
+            delta_log.commit(plan.store, latest.version + 1, actions)
+            summary["version"] = latest.version + 1
+            break
+        except CommitConflict:
+            time.sleep(0.05 * (attempt + 1))
+    else:
+        delete_files(plan.store, [c.new.path for c in rewritten if c.new.rows])
+        summary.update(status="failed", failure=f"could not commit after {MAX_COMMIT_ATTEMPTS} attempts")
+        return _finish(plan, summary)
+    delete_superseded(plan.store, [c.add["path"] for c in rewritten])
+    return _finish(plan, summary)
+
+
+def delete_superseded(store: str, paths) -> None:
+    """Delete files the log no longer references; ones already gone are fine."""
+    for path in paths:
+        try:
+            delete_files(store, [path])
+        except OSError:  # BeamIOError: already deleted
+            pass
+
+
+def _commit_info(plan: RewritePlan, summary: dict, version: int) -> dict:
+    return {
+        "commitInfo": {
+            "timestamp": int(time.time() * 1000),
+            "operation": plan.operation,
+            "operationParameters": {"job": plan.job, **{k: json.dumps(v) for k, v in plan.parameters.items()}},
+            "readVersion": plan.base_version,
+            "isBlindAppend": False,
+            "engineInfo": f"eventlake/{__version__}",
+            "eventlake": {"job": plan.job, "run_id": plan.run_id, "version": version, "parameters": plan.parameters,
+                          "counts": {k: v for k, v in summary.items() if k not in ("status", "version")}},
+        }
+    }
+
+
+def _finish(plan: RewritePlan, summary: dict) -> dict:
+    summary["seconds"] = round(time.time() - plan.started, 3)
+    write_bytes(plan.summary_path, json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def read_summary(plan: RewritePlan) -> dict:
+    return json.loads(read_all(plan.summary_path))

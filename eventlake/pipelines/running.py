@@ -1,0 +1,64 @@
+"""What every job shares: its error type, its runner choice, paths, its scratch directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from eventlake.io.delta_log import join_path
+from eventlake.io.files import delete_tree, write_bytes
+
+
+class JobError(RuntimeError):
+    """The job cannot run or failed in an expected way; the message is for the user."""
+
+
+def pipeline_options(pipeline_args: list[str]) -> tuple[PipelineOptions, object]:
+    """Beam options from the passthrough flags, and the runner to use.
+
+    Without ``--runner`` the local FnApiRunner is chosen explicitly: Beam's default DirectRunner
+    first tries to download the Prism runner, which an offline machine waits on.
+    """
+    options = PipelineOptions(pipeline_args)
+    if options.view_as(StandardOptions).runner:
+        return options, None
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    return options, FnApiRunner()
+
+
+def absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def scratch_dir(store: str, run_id: str) -> str:
+    """Where a run keeps files nobody else reads (the catalog snapshot, the summary)."""
+    return join_path(store, "_tmp", run_id)
+
+
+def remove_scratch(store: str, run_id: str) -> None:
+    delete_tree(scratch_dir(store, run_id))
+    if "://" not in store:  # object stores have no empty directories to leave behind
+        try:
+            os.rmdir(join_path(store, "_tmp"))
+        except OSError:
+            pass  # another run's scratch files are there, or it is gone
+
+
+def finish_summary(summary: dict, summary_path: str) -> dict:
+    """Write the summary where the user asked; raise ``JobError`` unless the job succeeded."""
+    if summary_path:
+        write_bytes(absolute(summary_path), json.dumps(summary, indent=2).encode())
+    if summary["status"] == "conflict":
+        raise JobError(f"{summary['failure']}; gave up after several attempts, run it again")
+    if summary["status"] != "ok":
+        raise JobError(summary.get("failure", "the job failed"))
+    return summary

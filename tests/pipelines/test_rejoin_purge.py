@@ -1,0 +1,179 @@
+"""Rejoin, purge and history end to end: counts, what ``deltalake`` reads back, and what is on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pyarrow.parquet as pq
+import pytest
+
+from eventlake.cli import main
+from eventlake.config import PurgeConfig, RejoinConfig
+from eventlake.io.delta_log import read_snapshot
+from eventlake.pipelines.purge import execute_purge, plan_purge, run_purge
+from eventlake.pipelines.rejoin import run_rejoin
+from tests.pipelines.conftest import import_generated, make_catalog, make_events, stored_rows
+
+
+@pytest.fixture
+def store(generated):
+    """1176 stored detail-page-views over three days; the 120 naming product "unknown" are unjoined."""
+    code, s = import_generated(generated)
+    assert code == 0 and (s["stored"], s["unjoined"]) == (1176, 120)
+    return generated
+
+
+def write_catalog(path, products: dict[str, str]):
+    path.write_text("".join(json.dumps({"id": k, "title": v}) + "\n" for k, v in products.items()))
+    return path
+
+
+def parquet_rows(store) -> list[dict]:
+    """Every row of every Parquet file under the store, referenced by the log or not."""
+    rows = []
+    for directory, _, files in os.walk(store):
+        for name in files:
+            if name.endswith(".parquet"):
+                rows += pq.read_table(os.path.join(directory, name)).to_pylist()
+    return rows
+
+
+def cli(*args) -> int:
+    return main([str(a) for a in args])
+
+
+def test_rejoin_unjoined_joins_the_events_whose_product_arrived(store):
+    catalog = write_catalog(store / "new.json", {**{f"p{i}": f"Product {i}" for i in range(40)}, "unknown": "Found"})
+    s = run_rejoin(RejoinConfig(store=str(store / "store"), catalog=str(catalog), scope="unjoined"))
+    assert (s["events_in_scope"], s["rejoined"], s["newly_joined"], s["newly_unjoined"]) == (120, 120, 120, 0)
+    assert (s["files_scanned"], s["files_rewritten"]) == (3, 3)
+    rows = stored_rows(store / "store")
+    assert len(rows) == 1176 and all(r["joined"] and r["missing_product_ids"] == [] for r in rows)
+    found = [r for r in rows if r["product_details"][0]["product"]["id"] == "unknown"]
+    assert len(found) == 120 and {r["product_details"][0]["product"]["title"] for r in found} == {"Found"}
+    # joined events were out of scope: their catalog fields are the import's (categories kept)
+    assert next(r for r in rows if r["product_details"][0]["product"]["id"] == "p1")["product_details"][0]["product"]["categories"] == ["c"]
+    assert len(parquet_rows(store / "store")) == 1176  # superseded files are gone
+
+
+def test_rejoin_joined_refreshes_fields_and_unjoins_removed_products(store):
+    products = {f"p{i}": f"Product {i}" for i in range(40) if i != 2}
+    products["p1"] = "Renamed"
+    catalog = write_catalog(store / "new.json", products)
+    summary = store / "rejoin.json"
+    assert cli("rejoin", "--store", store / "store", "--catalog", catalog, "--scope", "joined", "--summary", summary) == 0
+    s = json.loads(summary.read_text())
+    rows = stored_rows(store / "store")
+    p2 = [r for r in rows if r["product_details"][0]["product"]["id"] == "p2"]
+    assert s["events_in_scope"] == 1056 and s["newly_unjoined"] == len(p2) > 0 and s["newly_joined"] == 0
+    assert s["rejoined"] == 1056 - len(p2)
+    assert all(not r["joined"] and r["missing_product_ids"] == ["p2"] for r in p2)
+    assert {r["product_details"][0]["product"]["title"] for r in rows if r["product_details"][0]["product"]["id"] == "p1"} == {"Renamed"}
+    # out of scope: unjoined events keep their missing ids even though nothing changed for them
+    assert sum(1 for r in rows if r["missing_product_ids"] == ["unknown"]) == 120
+
+
+def test_rejoin_against_the_same_catalog_rewrites_nothing(store):
+    before = sorted(read_snapshot(str(store / "store")).files)
+    s = run_rejoin(RejoinConfig(store=str(store / "store"), catalog=str(store / "catalog.json")))
+    assert (s["events_in_scope"], s["events_changed"], s["files_rewritten"]) == (1176, 0, 0)
+    assert sorted(read_snapshot(str(store / "store")).files) == before
+
+
+def test_purge_is_a_dry_run_without_force_and_permanent_with_it(store, capsys):
+    path = store / "store"
+    victims = sum(1 for r in stored_rows(path) if r["visitor_id"] == "v5")
+    assert cli("purge", "--store", path, "--filter", 'visitorId = "v5"') == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["dry_run", "True"]
+    assert read_snapshot(str(path)).version == 0 and len(parquet_rows(path)) == 1176
+
+    summary = store / "purge.json"
+    assert cli("purge", "--store", path, "--filter", 'visitorId = "v5"', "--force", "--summary", summary) == 0
+    s = json.loads(summary.read_text())
+    assert s["purged"] == victims > 0 and s["purged_by_event_type"] == {"detail-page-view": victims}
+    assert (s["dry_run"], s["version"], s["files_scanned"]) == (False, 1, 3)
+    rows = stored_rows(path)
+    assert len(rows) == 1176 - victims and not any(r["visitor_id"] == "v5" for r in rows)
+    assert not any(r["visitor_id"] == "v5" for r in parquet_rows(path))  # no copy left in any file
+
+
+def test_purge_reads_only_the_files_that_can_hold_matches(store):
+    s = run_purge(PurgeConfig(store=str(store / "store"), force=True,
+                              filter='eventTime >= "2024-03-02T00:00:00Z" eventTime < "2024-03-03T00:00:00Z"'))
+    assert (s["files_total"], s["files_scanned"], s["files_rewritten"]) == (3, 1, 1)
+    rows = stored_rows(store / "store")
+    assert s["purged"] == 1176 - len(rows) > 0
+    assert {str(r["event_date"]) for r in rows} == {"2024-03-01", "2024-03-03"}
+    missing = run_purge(PurgeConfig(store=str(store / "store"), filter="eventsMissingCatalogItems", force=True))
+    assert missing["purged"] == sum(1 for r in rows if not r["joined"]) > 0
+    assert all(r["joined"] for r in stored_rows(store / "store"))
+
+
+@pytest.mark.parametrize("bad", ["", "colour = red", 'eventTime > "yesterday"', "x" * 5001])
+def test_bad_filters_are_refused_in_one_line_and_change_nothing(store, bad, capsys):
+    assert cli("purge", "--store", store / "store", "--filter", bad, "--force") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("eventlake purge: invalid filter") and err.count("\n") == 1 and "visitor1024" in err
+    assert read_snapshot(str(store / "store")).version == 0
+
+
+def test_an_import_landing_while_a_purge_runs_is_kept(store):
+    purge = plan_purge(PurgeConfig(store=str(store / "store"), filter='visitorId = "v5"', force=True))
+    make_events(store / "events" / "late.jsonl", 300, start=5000, bad_every=0)
+    code, late = import_generated(store)
+    assert code == 0 and late["stored"] == 300
+    s = execute_purge(purge)
+    assert s["status"] == "ok" and s["version"] == 2
+    rows = stored_rows(store / "store")
+    assert len(rows) == 1176 + 300 - s["purged"]
+    # the purge applies to what it read: the late import's v5 events are still there
+    assert sum(1 for r in rows if r["visitor_id"] == "v5") == sum(1 for i in range(5000, 5300) if i % 97 == 5)
+
+
+def test_two_purges_of_the_same_file_cannot_both_commit(store):
+    config = PurgeConfig(store=str(store / "store"), filter='visitorId = "v5"', force=True)
+    first, second = plan_purge(config), plan_purge(PurgeConfig(**{**vars(config), "filter": 'visitorId = "v6"'}))
+    assert execute_purge(first)["status"] == "ok"
+    loser = execute_purge(second)
+    assert loser["status"] == "conflict" and "changed meanwhile by purge (version 1)" in loser["failure"]
+    assert read_snapshot(str(store / "store")).version == 1
+    assert len(parquet_rows(store / "store")) == len(stored_rows(store / "store"))  # its files were removed
+    s = run_purge(PurgeConfig(**{**vars(config), "filter": 'visitorId = "v6"'}))  # plans again, then commits
+    assert s["status"] == "ok" and s["version"] == 2 and s["purged"] > 0
+    assert not any(r["visitor_id"] in ("v5", "v6") for r in parquet_rows(store / "store"))
+
+
+def test_history_lists_every_version(store, capsys):
+    write_catalog(store / "new.json", {"unknown": "Found"})
+    assert cli("rejoin", "--store", store / "store", "--catalog", store / "new.json", "--scope", "unjoined") == 0
+    assert cli("purge", "--store", store / "store", "--filter", "eventType = search", "--force") == 0
+    capsys.readouterr()
+    assert cli("history", "--store", store / "store", "--json") == 0
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["version"], e["job"]) for e in entries] == [(0, "import"), (1, "rejoin"), (2, "purge")]
+    assert entries[0]["counts"]["stored"] == 1176 and entries[1]["counts"]["newly_joined"] == 120
+    assert entries[2]["parameters"] == {"filter": "eventType = search", "force": True}
+    assert cli("history", "--store", store / "store") == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["version", "time", "job", "counts"] and "rejoin" in table[2]
+
+
+def test_rejoin_and_purge_refuse_a_missing_store(tmp_path, capsys):
+    make_catalog(tmp_path / "catalog.json")
+    assert cli("rejoin", "--store", tmp_path / "none", "--catalog", tmp_path / "catalog.json") == 1
+    assert cli("purge", "--store", tmp_path / "none", "--filter", 'visitorId = "v"') == 1
+    assert capsys.readouterr().err.count("there is no event store") == 2
+
+
+def test_a_rejoin_whose_files_a_purge_rewrote_meanwhile_refuses_to_commit(store):
+    from eventlake.pipelines.rejoin import execute_rejoin, plan_rejoin
+
+    catalog = write_catalog(store / "new.json", {"unknown": "Found"})
+    rejoin = plan_rejoin(RejoinConfig(store=str(store / "store"), catalog=str(catalog), scope="unjoined"))
+    assert run_purge(PurgeConfig(store=str(store / "store"), filter='visitorId = "v5"', force=True))["version"] == 1
+    s = execute_rejoin(rejoin)
+    assert s["status"] == "conflict" and "purge (version 1)" in s["failure"]
+    rows = stored_rows(store / "store")
+    assert all(r["missing_product_ids"] == ["unknown"] for r in rows if not r["joined"])  # not rejoined
+    assert len(parquet_rows(store / "store")) == len(rows)
