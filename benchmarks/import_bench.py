@@ -12,6 +12,7 @@ Prints both wall times, their ratio and each one's peak memory (PSS summed over 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import random
@@ -26,8 +27,10 @@ import psutil
 TYPES = [("detail-page-view", 60), ("add-to-cart", 15), ("search", 15), ("purchase-complete", 5), ("home-page-view", 5)]
 
 
-def generate(directory: str, n: int, files: int, seed: int = 7) -> None:
+def generate(directory: str, n: int, files: int, seed: int = 7, days: int = 30) -> None:
+    """Events over ``days`` days from 2024-05-01 in ``directory/events``, and ``catalog.jsonl``."""
     rng = random.Random(seed)
+    dates = [(datetime.date(2024, 5, 1) + datetime.timedelta(days=d)).isoformat() for d in range(days)]
     products = max(n // 10, 10)
     with open(os.path.join(directory, "catalog.jsonl"), "w") as out:
         for i in range(products):
@@ -42,7 +45,7 @@ def generate(directory: str, n: int, files: int, seed: int = 7) -> None:
             for i in range(f * per_file, (f + 1) * per_file if f < files - 1 else n):
                 kind = kinds[rng.randrange(100)]
                 product = f"P{rng.randrange(products):08d}" if rng.random() >= 0.10 else f"X{i:09d}"
-                stamp = f"2024-05-{1 + i % 30:02d}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{i % 1000:03d}Z"
+                stamp = f"{dates[i % days]}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{i % 1000:03d}Z"
                 head = f'{{"eventType":"{kind}","visitorId":"visitor-{rng.randrange(n // 20 + 1)}","sessionId":"s-{i}","eventTime":"{stamp}"'
                 roll = rng.random()
                 if roll < 0.004:

@@ -1,0 +1,79 @@
+"""Purge pruning: a purge of one day out of sixty against a purge that must read every file.
+
+Imports N synthetic events spread over 60 days, then runs, each as a whole process on its own
+copy of the store:
+  - the baseline: ``purge --force`` of one visitor, whose events are in every file;
+  - ``purge --force`` of one day (an eventTime range), which the log's statistics narrow down;
+  - the same two as dry runs.
+Prints the files and bytes each scanned and the wall-time ratios against the baseline.
+
+    pip install -e '.[bench]' && python benchmarks/purge_bench.py --events 600000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from import_bench import generate  # noqa: E402 - the same synthetic events as the import benchmark
+
+DAYS = 60
+ONE_DAY = 'eventTime >= "2024-06-01T00:00:00Z" eventTime < "2024-06-02T00:00:00Z"'
+ONE_VISITOR = 'visitorId = "visitor-7"'
+
+
+def eventlake(*args: str) -> tuple[float, dict]:
+    """Run one eventlake job as a process; wall seconds and its summary."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as summary:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "eventlake.cli", *args, "--summary", summary.name],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        seconds = time.perf_counter() - start
+        if done.returncode:
+            sys.exit(f"eventlake {args[0]} failed: {done.stderr.decode()[-2000:]}")
+        return seconds, json.load(open(summary.name))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=600_000)
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="eventlake-purge-bench-", dir=args.workdir)
+    try:
+        os.makedirs(os.path.join(work, "events"))
+        generate(work, args.events, 4, days=DAYS)
+        store = os.path.join(work, "store")
+        eventlake("import", "--events", os.path.join(work, "events", "*.jsonl"),
+                  "--catalog", os.path.join(work, "catalog.jsonl"), "--store", store)
+        results = {}
+        for name, expression, force in (("visitor", ONE_VISITOR, True), ("one_day", ONE_DAY, True),
+                                        ("visitor_dry", ONE_VISITOR, False), ("one_day_dry", ONE_DAY, False)):
+            copy = os.path.join(work, f"store-{name}")
+            shutil.copytree(store, copy)
+            seconds, s = eventlake("purge", "--store", copy, "--filter", expression, *(["--force"] if force else []))
+            results[name] = {"seconds": round(seconds, 2), "purged": s["purged"], "files_total": s["files_total"],
+                             "files_scanned": s["files_scanned"], "files_rewritten": s["files_rewritten"],
+                             "mb_scanned": round(s["bytes_scanned"] / 2**20, 1)}
+            shutil.rmtree(copy)
+        base, dry = results["visitor"], results["visitor_dry"]
+        results["one_day_vs_all_files"] = {
+            "files_scanned": round(results["one_day"]["files_scanned"] / base["files_scanned"], 3),
+            "bytes_scanned": round(results["one_day"]["mb_scanned"] / base["mb_scanned"], 3),
+            "wall_force": round(results["one_day"]["seconds"] / base["seconds"], 2),
+            "wall_dry_run": round(results["one_day_dry"]["seconds"] / dry["seconds"], 2),
+        }
+        print(json.dumps({"events": args.events, "days": DAYS, **results}, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
