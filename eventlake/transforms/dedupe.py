@@ -70,7 +70,7 @@ def dedupe_files(store: str, files: list[WrittenFile], known_paths: Iterable[str
         table = read_columns(store, f.path, _KEY_COLUMNS)
         keys.append(fingerprint_words(table.column("event_fingerprint")))
         orders.append(order_keys(table.column("source_uri"), table.column("source_offset").to_numpy(), source_index))
-    known = [fingerprint_words(read_columns(store, p, ["event_fingerprint"]).column(0)) for p in known_paths]
+    known = [fingerprint_words(t.column(0)) for t in (_known_prints(store, p) for p in known_paths) if t is not None]
     keep = first_new(np.concatenate(keys), np.concatenate(orders),
                      np.concatenate(known) if known else np.zeros((0, 2), dtype=np.uint64))
     out, start = [], 0
@@ -79,6 +79,18 @@ def dedupe_files(store: str, files: list[WrittenFile], known_paths: Iterable[str
         start += f.rows
         out.append(f if rows.all() else rewrite_without(store, f, rows))
     return out
+
+
+def _known_prints(store: str, path: str) -> pa.Table | None:
+    """A stored file's fingerprints; None when a purge or rejoin replaced it meanwhile.
+
+    Its replacement is newer than the version this run compares against, so the commit step
+    checks the run's events against it.
+    """
+    try:
+        return read_columns(store, path, ["event_fingerprint"])
+    except FileNotFoundError:
+        return None
 
 
 def files_of_date(snapshot: delta_log.Snapshot, date: str) -> list[str]:

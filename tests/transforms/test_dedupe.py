@@ -61,3 +61,11 @@ def test_files_losing_rows_are_rewritten_and_counts_follow(tmp_path):
     assert kept.column("source_offset").to_pylist() == [0, 1]  # first copies, print 2 dropped
     assert not (tmp_path / written.path).exists()
 
+
+
+def test_a_store_file_replaced_meanwhile_is_left_to_the_commit_check(tmp_path):
+    store = str(tmp_path)
+    writer = StoreFileWriter(store, "run", stored_schema())
+    writer.add(_events(2, 0, lambda i: bytes([i]) * 16))
+    [written] = writer.close()
+    assert dedupe_files(store, [written], ["event_date=2023-11-14/gone.parquet"], {"a.jsonl": 0}) == [written]
