@@ -262,24 +262,25 @@ def rewrite_without(store: str, info: WrittenFile, keep: np.ndarray) -> WrittenF
 
     When no row is left no file is written, and the result has ``rows == 0``.
     """
-    table = read_columns(store, info.path).filter(pa.array(keep))
-    new = WrittenFile(path=info.path.replace(".parquet", "-d.parquet"), date=info.date)
-    if len(table):
-        with FileSystems.create(join_path(store, new.path), compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            pq.write_table(table, pa.PythonFile(handle, mode="w"), **write_options(table.schema))
-        new.size = file_size(store, new.path)
-        new.count(table)
+    start = 0
+
+    def kept(table: pa.Table) -> pa.Table:
+        nonlocal start
+        rows = keep[start : start + len(table)]
+        start += len(table)
+        return table.filter(pa.array(rows))
+
+    new = rewrite_file(store, info.path, WrittenFile(info.path.replace(".parquet", "-d.parquet"), info.date), kept)
     delete_files(store, [info.path])
     return new
 
 
-def rewrite_file(store: str, path: str, date: str, run_id: str, change) -> WrittenFile:
-    """Write a new file holding ``change(row group)`` of each row group of ``path``.
+def rewrite_file(store: str, path: str, new: WrittenFile, change) -> WrittenFile:
+    """Write ``new`` (an empty ``WrittenFile``) with ``change(row group)`` of each row group of ``path``.
 
     One row group at a time, so memory follows the row group, not the file. A file whose rows
     all go is not written: the result then has ``rows == 0``.
     """
-    new = WrittenFile(path=new_file_path(date, run_id), date=date)
     target = join_path(store, new.path)
     with FileSystems.open(join_path(store, path), compression_type=CompressionTypes.UNCOMPRESSED) as source:
         parquet = pq.ParquetFile(pa.PythonFile(source, mode="r"))
