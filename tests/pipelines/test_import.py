@@ -130,22 +130,6 @@ def test_too_many_errors_fails_and_leaves_the_store_as_it_was(generated):
     assert after == before
 
 
-def test_multi_worker_runner_gives_the_same_table(generated, tmp_path):
-    other = tmp_path / "copy"
-    shutil.copytree(generated / "events", other / "events")
-    shutil.copy(generated / "catalog.json", other / "catalog.json")
-    import_generated(generated)
-    code, _ = import_generated(other, "--direct_num_workers=2", "--direct_running_mode=multi_threading")
-    assert code == 0
-
-    def key(r):
-        return (os.path.basename(r["source_uri"]), r["source_offset"])
-
-    one, two = stored_rows(generated / "store"), stored_rows(other / "store")
-    strip = [{k: v for k, v in r.items() if k != "source_uri"} for r in sorted(one, key=key)]
-    assert strip == [{k: v for k, v in r.items() if k != "source_uri"} for r in sorted(two, key=key)]
-
-
 def test_cli_failures_are_one_line_without_traceback(tmp_path, retail_data):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     result = subprocess.run(
