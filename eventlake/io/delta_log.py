@@ -18,12 +18,9 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from eventlake.io.files import read_all
+from eventlake.io.object_store import put_if_absent
 
 LOG_DIR = "_delta_log"
-
-
-class CommitConflict(RuntimeError):
-    """Another writer committed the version this job wanted."""
 
 
 @dataclass
@@ -102,23 +99,6 @@ def commit(store: str, version: int, actions: list[dict]) -> None:
     """Write ``actions`` as ``version``; raise ``CommitConflict`` if that version exists."""
     body = "".join(json.dumps(a, separators=(",", ":")) + "\n" for a in actions).encode()
     put_if_absent(log_path(store, version), body)
-
-
-def put_if_absent(path: str, data: bytes) -> None:
-    if "://" in path:
-        raise NotImplementedError(f"{path}: committing to object storage is not supported yet; use a local store")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    try:
-        os.link(temp, path)  # atomic, and fails when the version exists: a reader never sees half a commit
-    except FileExistsError:
-        raise CommitConflict(f"version {posixpath.basename(path)} was committed by another writer") from None
-    finally:
-        os.unlink(temp)
 
 
 def protocol_action() -> dict:

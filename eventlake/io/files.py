@@ -140,10 +140,3 @@ def write_bytes(path: str, data: bytes) -> None:
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         handle.write(data)
 
-
-def delete_tree(path: str) -> None:
-    """Remove a directory and everything under it; a missing one is fine (local or object storage)."""
-    try:
-        FileSystems.delete([path.rstrip("/") + "/" if "://" in path else path])
-    except OSError:  # BeamIOError: nothing there
-        pass

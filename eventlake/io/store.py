@@ -23,6 +23,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from eventlake.io.delta_log import join_path
+from eventlake.io.object_store import delete_paths, is_missing
 from eventlake.schema import PARTITION_COLUMN
 
 ROW_GROUP_ROWS = 131_072
@@ -220,14 +221,20 @@ def file_size(store: str, relative_path: str) -> int:
 
 
 def read_columns(store: str, relative_path: str, columns: list[str] | None = None) -> pa.Table:
-    with FileSystems.open(join_path(store, relative_path), compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return pq.read_table(pa.PythonFile(handle, mode="r"), columns=columns)
+    """A data file's ``columns``; ``FileNotFoundError`` when another job deleted it."""
+    path = join_path(store, relative_path)
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            return pq.read_table(pa.PythonFile(handle, mode="r"), columns=columns)
+    except Exception as exc:
+        if is_missing(exc):
+            raise FileNotFoundError(path) from None
+        raise
 
 
 def delete_files(store: str, relative_paths: list[str]) -> None:
-    paths = [join_path(store, p) for p in relative_paths]
-    if paths:
-        FileSystems.delete(paths)
+    """Delete data files; ones already gone are fine."""
+    delete_paths([join_path(store, p) for p in relative_paths])
 
 
 class _WriteStoreFilesFn(beam.DoFn):

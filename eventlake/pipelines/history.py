@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 from eventlake.io import delta_log
-from eventlake.pipelines.running import JobError, absolute
+from eventlake.pipelines.running import JobError, absolute, prepare_run
 
 # The counts shown in the table, per job; ``--json`` has them all.
 _HEADLINE = {
@@ -19,6 +19,7 @@ _HEADLINE = {
 def store_history(store: str) -> list[dict]:
     """Every version, oldest first: time, job, operation, parameters and counts."""
     store = absolute(store)
+    prepare_run([], [store])
     try:
         snapshot = delta_log.read_snapshot(store)
     except (ValueError, KeyError, RuntimeError) as exc:

@@ -16,8 +16,9 @@ import numpy as np
 from eventlake import __version__
 from eventlake.errors import to_status
 from eventlake.io import delta_log
-from eventlake.io.delta_log import CommitConflict, join_path
+from eventlake.io.delta_log import join_path
 from eventlake.io.files import write_bytes
+from eventlake.io.object_store import CommitConflict
 from eventlake.io.store import WrittenFile, delete_files
 from eventlake.pipelines.running import scratch_dir
 from eventlake.schema import PARTITION_COLUMN, table_schema

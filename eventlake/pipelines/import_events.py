@@ -19,7 +19,7 @@ from eventlake.io.delta_log import join_path
 from eventlake.io.files import ByteRange, match_files, read_all, split_ranges, write_bytes
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
-from eventlake.pipelines.running import JobError, absolute, new_run_id, pipeline_options, remove_scratch
+from eventlake.pipelines.running import JobError, absolute, new_run_id, pipeline_options, prepare_run, remove_scratch
 from eventlake.schema import stored_schema
 from eventlake.transforms.catalog import ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
@@ -140,6 +140,7 @@ class ImportEvents(beam.PTransform):
 
 def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> dict:
     """Plan and run the import; return the summary. Raises ``JobError`` when it fails."""
+    prepare_run(pipeline_args or [], [*config.events, config.catalog, config.store, config.errors, config.summary])
     plan = plan_import(config)
     if not plan.ranges:
         summary = _nothing_to_do(plan)

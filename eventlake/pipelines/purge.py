@@ -20,8 +20,17 @@ import pyarrow.compute as pc
 from eventlake.config import PurgeConfig
 from eventlake.filters import EQUALITY_FIELDS, EqualityTerm, EventFilter, FilterError, TimeTerm, parse_filter
 from eventlake.io import delta_log
-from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, delete_superseded, read_summary
-from eventlake.pipelines.running import JobError, absolute, finish_summary, new_run_id, pipeline_options, remove_scratch
+from eventlake.io.store import delete_files
+from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, read_summary
+from eventlake.pipelines.running import (
+    JobError,
+    absolute,
+    finish_summary,
+    new_run_id,
+    pipeline_options,
+    prepare_run,
+    remove_scratch,
+)
 from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
 
 MAX_ATTEMPTS = 3
@@ -101,7 +110,7 @@ class _CommitPurgeFn(beam.DoFn):
         }
         summary = commit_rewrite(plan.commit, changes, summary, dry_run=not plan.config.force)
         if summary["status"] == "ok" and plan.config.force:
-            delete_superseded(plan.commit.store, plan.leftovers)
+            delete_files(plan.commit.store, plan.leftovers)
         yield summary
 
 
@@ -146,6 +155,7 @@ def plan_purge(config: PurgeConfig) -> PurgePlan:
 
 def run_purge(config: PurgeConfig, pipeline_args: list[str] | None = None) -> dict:
     """Plan and run the purge (a dry run unless ``config.force``); plan again after a conflict."""
+    prepare_run(pipeline_args or [], [config.store, config.summary])
     for _ in range(MAX_ATTEMPTS):
         plan = plan_purge(config)
         summary = execute_purge(plan, pipeline_args)

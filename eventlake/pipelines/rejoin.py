@@ -28,6 +28,7 @@ from eventlake.pipelines.running import (
     finish_summary,
     new_run_id,
     pipeline_options,
+    prepare_run,
     remove_scratch,
     scratch_dir,
 )
@@ -189,6 +190,7 @@ def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
 
 def run_rejoin(config: RejoinConfig, pipeline_args: list[str] | None = None) -> dict:
     """Plan and run the rejoin, planning again if a concurrent job rewrote the same files."""
+    prepare_run(pipeline_args or [], [config.store, config.catalog, config.summary])
     for _ in range(MAX_ATTEMPTS):
         plan = plan_rejoin(config)
         summary = execute_rejoin(plan, pipeline_args)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from eventlake import __version__
 from eventlake.io import delta_log
-from eventlake.io.delta_log import CommitConflict, join_path
+from eventlake.io.delta_log import join_path
 from eventlake.io.files import read_all, write_bytes
+from eventlake.io.object_store import CommitConflict
 from eventlake.io.store import delete_files, remove_action
 from eventlake.pipelines.running import scratch_dir
 from eventlake.transforms.rewrite import FileChange
@@ -78,17 +79,8 @@ def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, 
         delete_files(plan.store, [c.new.path for c in rewritten if c.new.rows])
         summary.update(status="failed", failure=f"could not commit after {MAX_COMMIT_ATTEMPTS} attempts")
         return _finish(plan, summary)
-    delete_superseded(plan.store, [c.add["path"] for c in rewritten])
+    delete_files(plan.store, [c.add["path"] for c in rewritten])  # superseded: no copy of a purged event stays
     return _finish(plan, summary)
-
-
-def delete_superseded(store: str, paths) -> None:
-    """Delete files the log no longer references; ones already gone are fine."""
-    for path in paths:
-        try:
-            delete_files(store, [path])
-        except OSError:  # BeamIOError: already deleted
-            pass
 
 
 def _commit_info(plan: RewritePlan, summary: dict, version: int) -> dict:

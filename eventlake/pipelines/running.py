@@ -10,7 +10,8 @@ import uuid
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import delete_tree, write_bytes
+from eventlake.io.files import write_bytes
+from eventlake.io.object_store import MissingCredentials, check_credentials, delete_tree
 
 
 class JobError(RuntimeError):
@@ -29,6 +30,18 @@ def pipeline_options(pipeline_args: list[str]) -> tuple[PipelineOptions, object]
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     return options, FnApiRunner()
+
+
+def prepare_run(pipeline_args: list[str], paths: list[str]) -> None:
+    """Before a job plans: file access in this process uses the job's Beam options (S3
+    endpoint, GCS project, ...), and a cloud path without credentials fails at once."""
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.set_options(PipelineOptions(pipeline_args))
+    try:
+        check_credentials(paths)
+    except MissingCredentials as exc:
+        raise JobError(str(exc)) from None
 
 
 def absolute(path: str) -> str:
