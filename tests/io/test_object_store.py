@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from eventlake.cli import main
 from eventlake.io import delta_log
 from eventlake.io.files import read_all, write_bytes
 from eventlake.io.object_store import (
@@ -59,7 +60,7 @@ def test_deletes_ignore_missing_objects_and_trees_go_whole(bucket):
     assert [m.path for m in FileSystems.match([f"{bucket}/t/*"])[0].metadata_list] == []
 
 
-def test_missing_credentials_fail_at_once_with_one_clear_message(monkeypatch, tmp_path):
+def test_missing_credentials_fail_at_once_with_one_clear_message(monkeypatch, tmp_path, capsys):
     for key in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
@@ -73,3 +74,6 @@ def test_missing_credentials_fail_at_once_with_one_clear_message(monkeypatch, tm
     with pytest.raises(MissingCredentials, match="AWS_ACCESS_KEY_ID"):
         check_credentials(["/local/events.json", "s3://bucket/store"])
     check_credentials(["/local/store"])  # local paths need nothing
+    assert main(["purge", "--store", "gs://bucket/store", "--filter", 'visitorId = "v"']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("eventlake purge: no Google Cloud credentials") and err.count("\n") == 1
