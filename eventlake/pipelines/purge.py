@@ -21,19 +21,15 @@ from eventlake.config import PurgeConfig
 from eventlake.filters import EQUALITY_FIELDS, EqualityTerm, EventFilter, FilterError, TimeTerm, parse_filter
 from eventlake.io import delta_log
 from eventlake.io.store import delete_files
-from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, read_summary
+from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
     JobError,
     absolute,
     finish_summary,
     new_run_id,
-    pipeline_options,
     prepare_run,
-    remove_scratch,
 )
 from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
-
-MAX_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -156,21 +152,10 @@ def plan_purge(config: PurgeConfig) -> PurgePlan:
 def run_purge(config: PurgeConfig, pipeline_args: list[str] | None = None) -> dict:
     """Plan and run the purge (a dry run unless ``config.force``); plan again after a conflict."""
     prepare_run(pipeline_args or [], [config.store, config.summary])
-    for _ in range(MAX_ATTEMPTS):
-        plan = plan_purge(config)
-        summary = execute_purge(plan, pipeline_args)
-        if summary["status"] != "conflict":
-            break
+    summary = run_until_committed(lambda: plan_purge(config), execute_purge, pipeline_args)
     return finish_summary(summary, config.summary)
 
 
 def execute_purge(plan: PurgePlan, pipeline_args: list[str] | None = None) -> dict:
     """Run a planned purge once; the summary's status is ok, conflict or failed."""
-    options, runner = pipeline_options(pipeline_args or [])
-    try:
-        with beam.Pipeline(runner=runner, options=options) as pipeline:
-            _ = pipeline | "PurgeEvents" >> PurgeEvents(plan)
-        return read_summary(plan.commit)
-    finally:
-        remove_scratch(plan.commit.store, plan.commit.run_id)
-
+    return run_rewrite(plan.commit, "PurgeEvents" >> PurgeEvents(plan), pipeline_args)

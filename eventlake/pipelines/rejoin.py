@@ -21,15 +21,13 @@ from eventlake.config import RejoinConfig
 from eventlake.errors import ERRORS
 from eventlake.io import delta_log
 from eventlake.io.files import match_files
-from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, read_summary
+from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
     JobError,
     absolute,
     finish_summary,
     new_run_id,
-    pipeline_options,
     prepare_run,
-    remove_scratch,
     scratch_dir,
 )
 from eventlake.schema import CATALOG_FIELD_TYPES
@@ -40,7 +38,6 @@ from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
 from eventlake.transforms.summarize import ErrorSummaryFn
 
 JOIN_COLUMNS = ["product_details", "joined", "missing_product_ids"]
-MAX_ATTEMPTS = 3
 COUNTS = ("events_in_scope", "rejoined", "newly_joined", "newly_unjoined", "changed")
 
 
@@ -191,20 +188,10 @@ def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
 def run_rejoin(config: RejoinConfig, pipeline_args: list[str] | None = None) -> dict:
     """Plan and run the rejoin, planning again if a concurrent job rewrote the same files."""
     prepare_run(pipeline_args or [], [config.store, config.catalog, config.summary])
-    for _ in range(MAX_ATTEMPTS):
-        plan = plan_rejoin(config)
-        summary = execute_rejoin(plan, pipeline_args)
-        if summary["status"] != "conflict":
-            break
+    summary = run_until_committed(lambda: plan_rejoin(config), execute_rejoin, pipeline_args)
     return finish_summary(summary, config.summary)
 
 
 def execute_rejoin(plan: RejoinPlan, pipeline_args: list[str] | None = None) -> dict:
     """Run a planned rejoin once; the summary's status is ok, conflict or failed."""
-    options, runner = pipeline_options(pipeline_args or [])
-    try:
-        with beam.Pipeline(runner=runner, options=options) as pipeline:
-            _ = pipeline | "RejoinEvents" >> RejoinEvents(plan)
-        return read_summary(plan.commit)
-    finally:
-        remove_scratch(plan.commit.store, plan.commit.run_id)
+    return run_rewrite(plan.commit, "RejoinEvents" >> RejoinEvents(plan), pipeline_args)

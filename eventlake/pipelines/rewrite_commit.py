@@ -1,4 +1,4 @@
-"""The last step of rejoin and purge: commit the rewritten files at once, or refuse cleanly.
+"""How rejoin and purge run and commit: the rewritten files at once, or a clean refusal.
 
 The job read the store at ``base_version``. Files other jobs added since are not its business
 (an import landing meanwhile is kept); but if a file it rewrote was itself rewritten or removed
@@ -13,13 +13,15 @@ import json
 import time
 from dataclasses import dataclass
 
+import apache_beam as beam
+
 from eventlake import __version__
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import read_all, write_bytes
 from eventlake.io.object_store import CommitConflict
 from eventlake.io.store import delete_files, remove_action
-from eventlake.pipelines.running import scratch_dir
+from eventlake.pipelines.running import pipeline_options, remove_scratch, scratch_dir
 from eventlake.transforms.rewrite import FileChange
 
 MAX_COMMIT_ATTEMPTS = 10
@@ -106,3 +108,23 @@ def _finish(plan: RewritePlan, summary: dict) -> dict:
 
 def read_summary(plan: RewritePlan) -> dict:
     return json.loads(read_all(plan.summary_path))
+
+
+def run_rewrite(commit: RewritePlan, job: beam.PTransform, pipeline_args: list[str] | None) -> dict:
+    """Run one planned rejoin or purge pipeline; its summary's status is ok, conflict or failed."""
+    options, runner = pipeline_options(pipeline_args or [])
+    try:
+        with beam.Pipeline(runner=runner, options=options) as pipeline:
+            _ = pipeline | job
+        return read_summary(commit)
+    finally:
+        remove_scratch(commit.store, commit.run_id)
+
+
+def run_until_committed(plan_job, execute, pipeline_args: list[str] | None, attempts: int = 3) -> dict:
+    """Plan and execute; plan again from the new store version while a concurrent job wins."""
+    for _ in range(attempts):
+        summary = execute(plan_job(), pipeline_args)
+        if summary["status"] != "conflict":
+            break
+    return summary
