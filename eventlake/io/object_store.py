@@ -121,6 +121,12 @@ def is_missing(exc: BaseException) -> bool:
 def check_credentials(paths: list[str]) -> None:
     """Fail at once, clearly, when a cloud path is used without credentials for it."""
     kinds = {scheme(p) for p in paths}
+    for kind, extra, module in (("gs", "gcp", "google.cloud.storage"), ("s3", "aws", "boto3")):
+        if kind in kinds:
+            try:
+                __import__(module)
+            except ImportError:
+                raise MissingCredentials(f"{kind}:// paths need the {extra} extra: pip install 'eventlake[{extra}]'") from None
     if "gs" in kinds and not os.environ.get("STORAGE_EMULATOR_HOST"):
         import google.auth
         from google.auth.exceptions import DefaultCredentialsError
