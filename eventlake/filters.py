@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from eventlake.io.store import file_joined_rows, file_rows
+
 MAX_FILTER_CHARS = 5000
 EXAMPLES = ('eventTime > "2012-04-23T18:25:43.511Z" eventTime < "2012-04-23T18:30:43.511Z"',
             'visitorId = "visitor1024"',
@@ -134,9 +136,8 @@ class EventFilter:
         low, high = file_time_range(add)
         if low is not None and not all(t.may_match(low, high) for t in self.terms if isinstance(t, TimeTerm)):
             return False
-        joined = add.get("tags", {}).get("joined_rows")
-        rows = file_rows(add)
-        if joined is not None and rows is not None and int(joined) == rows:
+        joined, rows = file_joined_rows(add), file_rows(add)
+        if joined is not None and rows is not None and joined == rows:
             return not any(isinstance(t, MissingCatalogItemsTerm) for t in self.terms)
         return True
 
@@ -150,11 +151,6 @@ def names_any_product(details: pa.ChunkedArray | pa.Array, ids: tuple[str, ...])
     out = np.zeros(len(details), dtype=bool)
     out[hit_rows] = True
     return pa.array(out)
-
-
-def file_rows(add: dict) -> int | None:
-    stats = _stats(add)
-    return stats.get("numRecords") if stats else None
 
 
 def file_time_range(add: dict) -> tuple[dt.datetime | None, dt.datetime | None]:

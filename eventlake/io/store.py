@@ -79,6 +79,18 @@ class WrittenFile:
         }
 
 
+def file_rows(add: dict) -> int | None:
+    """A data file's row count, from its add action's statistics (None when it has none)."""
+    stats = json.loads(add.get("stats") or "{}")
+    return stats.get("numRecords")
+
+
+def file_joined_rows(add: dict) -> int | None:
+    """How many of a data file's events are joined, from its add action's tag (None when untagged)."""
+    joined = add.get("tags", {}).get("joined_rows")
+    return None if joined is None else int(joined)
+
+
 def remove_action(add: dict) -> dict:
     """The Delta remove action for a file the log added with ``add``."""
     return {

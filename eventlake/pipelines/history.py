@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from eventlake.io import delta_log
-from eventlake.pipelines.running import JobError, absolute, prepare_run
+from eventlake.pipelines.running import absolute, prepare_run, read_store
 
 # The counts shown in the table, per job; ``--json`` has them all.
 _HEADLINE = {
@@ -20,12 +19,7 @@ def store_history(store: str) -> list[dict]:
     """Every version, oldest first: time, job, operation, parameters and counts."""
     store = absolute(store)
     prepare_run([], [store])
-    try:
-        snapshot = delta_log.read_snapshot(store)
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise JobError(f"cannot read the store {store}: {exc}") from None
-    if not snapshot.exists:
-        raise JobError(f"there is no event store at {store}")
+    snapshot = read_store(store)
     entries = []
     for version, info in snapshot.history:
         ours = info.get("eventlake", {})

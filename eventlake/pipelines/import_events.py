@@ -14,12 +14,20 @@ import apache_beam as beam
 
 from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
-from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import ByteRange, match_files, read_all, split_ranges, write_bytes
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
-from eventlake.pipelines.running import JobError, absolute, new_run_id, pipeline_options, prepare_run, remove_scratch
+from eventlake.pipelines.running import (
+    JobError,
+    absolute,
+    catalog_paths,
+    new_run_id,
+    pipeline_options,
+    prepare_run,
+    read_store,
+    remove_scratch,
+)
 from eventlake.schema import stored_schema
 from eventlake.transforms.catalog import ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
@@ -48,13 +56,8 @@ def plan_import(config: ImportConfig) -> ImportPlan:
     files, unmatched = match_files(config.events, EVENT_SUFFIXES)
     if unmatched and not files:
         raise JobError(f"no event file matches {', '.join(unmatched)} (names must end in .json or .jsonl)")
-    catalog_files, _ = match_files([config.catalog], EVENT_SUFFIXES)
-    if not catalog_files:
-        raise JobError(f"cannot read the catalog {config.catalog}: no such .json or .jsonl file")
-    try:
-        snapshot = delta_log.read_snapshot(store)
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise JobError(f"cannot read the store {store}: {exc}") from None
+    catalog = catalog_paths(config.catalog)
+    snapshot = read_store(store, must_exist=False)
     done = set() if config.reimport else snapshot.imported_sources()
     new = [f for f in files if (f.path, f.size, f.mtime) not in done]
     run_id = new_run_id()
@@ -79,7 +82,7 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         base_version=snapshot.version,
         source_index={f.path: i for i, f in enumerate(new)},
     )
-    return ImportPlan(config, split_ranges(new, config.split_bytes), [f.path for f in catalog_files], commit)
+    return ImportPlan(config, split_ranges(new, config.split_bytes), catalog, commit)
 
 
 class _CommitFn(beam.DoFn):

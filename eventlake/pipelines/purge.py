@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 
 from eventlake.config import PurgeConfig
 from eventlake.filters import EQUALITY_FIELDS, EqualityTerm, EventFilter, FilterError, TimeTerm, parse_filter
-from eventlake.io import delta_log
 from eventlake.io.store import delete_files
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
@@ -28,6 +27,7 @@ from eventlake.pipelines.running import (
     finish_summary,
     new_run_id,
     prepare_run,
+    read_store,
 )
 from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
 
@@ -136,12 +136,7 @@ def plan_purge(config: PurgeConfig) -> PurgePlan:
     except FilterError as exc:
         raise JobError(str(exc)) from None
     store = absolute(config.store)
-    try:
-        snapshot = delta_log.read_snapshot(store)
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise JobError(f"cannot read the store {store}: {exc}") from None
-    if not snapshot.exists:
-        raise JobError(f"there is no event store at {store}")
+    snapshot = read_store(store)
     files = [add for _, add in sorted(snapshot.files.items())]
     candidates = [add for add in files if event_filter.may_match_file(add)]
     parameters = {"filter": config.filter, "force": config.force}

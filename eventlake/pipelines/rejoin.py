@@ -20,14 +20,15 @@ import pyarrow.compute as pc
 from eventlake.config import RejoinConfig
 from eventlake.errors import ERRORS
 from eventlake.io import delta_log
-from eventlake.io.files import match_files
+from eventlake.io.store import file_joined_rows, file_rows
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
-    JobError,
     absolute,
+    catalog_paths,
     finish_summary,
     new_run_id,
     prepare_run,
+    read_store,
     scratch_dir,
 )
 from eventlake.schema import CATALOG_FIELD_TYPES
@@ -156,32 +157,22 @@ def store_catalog_fields(snapshot: delta_log.Snapshot) -> tuple[str, ...]:
 
 def in_scope(add: dict, scope: str) -> bool:
     """Whether a file may hold events in ``scope``, by the joined count its log entry carries."""
-    joined = add.get("tags", {}).get("joined_rows")
-    if scope == "all" or joined is None:
+    joined, rows = file_joined_rows(add), file_rows(add)
+    if scope == "all" or joined is None or rows is None:
         return True
-    rows = json.loads(add.get("stats") or "{}").get("numRecords")
-    if rows is None:
-        return True
-    return int(joined) > 0 if scope == "joined" else int(joined) < rows
+    return joined > 0 if scope == "joined" else joined < rows
 
 
 def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
     store = absolute(config.store)
-    try:
-        snapshot = delta_log.read_snapshot(store)
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise JobError(f"cannot read the store {store}: {exc}") from None
-    if not snapshot.exists:
-        raise JobError(f"there is no event store at {store}")
-    catalog_files, _ = match_files([config.catalog], (".json", ".jsonl"))
-    if not catalog_files:
-        raise JobError(f"cannot read the catalog {config.catalog}: no such .json or .jsonl file")
+    snapshot = read_store(store)
+    catalog = catalog_paths(config.catalog)
     files = [add for _, add in sorted(snapshot.files.items())]
     scanned = [add for add in files if in_scope(add, config.scope)]
     run_id = new_run_id()
     parameters = {"catalog": config.catalog, "scope": config.scope}
     commit = RewritePlan("rejoin", "UPDATE", run_id, store, snapshot.version, parameters, time.time())
-    return RejoinPlan(config, commit, [f.path for f in catalog_files], store_catalog_fields(snapshot), scanned,
+    return RejoinPlan(config, commit, catalog, store_catalog_fields(snapshot), scanned,
                       len(files) - len(scanned))
 
 

@@ -9,8 +9,9 @@ import uuid
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import write_bytes
+from eventlake.io.files import match_files, write_bytes
 from eventlake.io.object_store import MissingCredentials, check_credentials, delete_tree
 
 
@@ -42,6 +43,26 @@ def prepare_run(pipeline_args: list[str], paths: list[str]) -> None:
         check_credentials(paths)
     except MissingCredentials as exc:
         raise JobError(str(exc)) from None
+
+
+def read_store(store: str, must_exist: bool = True) -> delta_log.Snapshot:
+    """The store's latest snapshot; ``JobError`` when its log cannot be read or, if
+    ``must_exist``, when there is no store yet."""
+    try:
+        snapshot = delta_log.read_snapshot(store)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise JobError(f"cannot read the store {store}: {exc}") from None
+    if must_exist and not snapshot.exists:
+        raise JobError(f"there is no event store at {store}")
+    return snapshot
+
+
+def catalog_paths(pattern: str) -> list[str]:
+    """The catalog files a path or glob names; ``JobError`` when there are none."""
+    files, _ = match_files([pattern], (".json", ".jsonl"))
+    if not files:
+        raise JobError(f"cannot read the catalog {pattern}: no such .json or .jsonl file")
+    return [f.path for f in files]
 
 
 def absolute(path: str) -> str:
