@@ -34,7 +34,7 @@ from eventlake.transforms.dedupe import DropDuplicates
 from eventlake.transforms.fingerprint import FingerprintEvents
 from eventlake.transforms.join import JoinCatalog
 from eventlake.transforms.parse import STATS, ParseRetailJson
-from eventlake.transforms.summarize import ErrorSummaryFn
+from eventlake.transforms.summarize import ErrorSummaryFn, SummarizeErrors
 from eventlake.transforms.validate import ValidateRetailEvents
 
 EVENT_SUFFIXES = (".json", ".jsonl")
@@ -123,8 +123,7 @@ class ImportEvents(beam.PTransform):
         )
         errors = (
             (parsed[ERRORS], valid[ERRORS])
-            | "GatherErrors" >> beam.Flatten()
-            | "SummarizeErrors" >> beam.CombineGlobally(ErrorSummaryFn(samples))
+            | "SummarizeErrors" >> SummarizeErrors(samples)
         )
         catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(samples))
         stats = parsed[STATS] | "GatherRangeStats" >> beam.combiners.ToList()
