@@ -29,6 +29,10 @@ from eventlake.schema import PARTITION_COLUMN
 ROW_GROUP_ROWS = 131_072
 MAX_BUFFERED_ROWS = 262_144  # rows held across all open files of one writer
 MAX_FILE_ROWS = 2_000_000
+# Row groups held by one writer's open files. A Parquet writer keeps every row group's metadata
+# (about 600 bytes per column) until its file closes; with many dates open and small row
+# groups that grew by about 3 MB per million events, so files close before it does.
+MAX_OPEN_ROW_GROUPS = 512
 
 
 @dataclass
@@ -133,15 +137,21 @@ class _OpenFile:
         self.writer = pq.ParquetWriter(self.sink, schema, **write_options(schema))
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
+        self.row_groups = 0
 
 
 class StoreFileWriter:
-    """Buffers batches per event date and writes them as Parquet row groups; bounded memory."""
+    """Buffers batches per event date and writes them as Parquet row groups; bounded memory.
+
+    Memory is bounded in rows (``MAX_BUFFERED_ROWS`` waiting to be written) and in row groups
+    (``MAX_OPEN_ROW_GROUPS`` whose metadata the open files hold), never in the input's size.
+    """
 
     def __init__(self, store: str, run_id: str, schema: pa.Schema):
         self.store, self.run_id, self.schema = store, run_id, schema
         self.open: dict[str, _OpenFile] = {}
         self.buffered = 0
+        self.row_groups = 0
         self.finished: list[WrittenFile] = []
 
     def add(self, batch: pa.RecordBatch) -> None:
@@ -155,6 +165,13 @@ class StoreFileWriter:
             # releases them all, so memory stays within the limit whatever the mix of dates.
             for f in list(self.open.values()):
                 self._flush(f)
+        if self.row_groups > MAX_OPEN_ROW_GROUPS:
+            # Close the biggest files first, down to half the limit: a hot date's file closes,
+            # cold dates' files stay open to grow, and not every flush closes a file.
+            for f in sorted(self.open.values(), key=lambda f: f.row_groups, reverse=True):
+                if self.row_groups <= MAX_OPEN_ROW_GROUPS // 2:
+                    break
+                self._close(f)
 
     def _append(self, date: str, part: pa.RecordBatch) -> None:
         f = self.open.get(date)
@@ -172,6 +189,8 @@ class StoreFileWriter:
         table = pa.Table.from_batches(f.pending, schema=self.schema)
         f.writer.write_table(table, row_group_size=max(len(table), 1))
         f.info.count(table)
+        f.row_groups += 1
+        self.row_groups += 1
         self.buffered -= f.pending_rows
         f.pending, f.pending_rows = [], 0
         if f.info.rows >= MAX_FILE_ROWS:
@@ -184,6 +203,7 @@ class StoreFileWriter:
             f.sink.close()
         if not f.handle.closed:
             f.handle.close()
+        self.row_groups -= f.row_groups
         info = f.info
         info.size = file_size(self.store, info.path)
         self.finished.append(info)

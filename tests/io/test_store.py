@@ -1,6 +1,7 @@
 """Store files: batches split by event date."""
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from eventlake.io.store import split_by_date
 
@@ -14,3 +15,32 @@ def test_split_by_date_gives_each_date_its_rows_sorted_or_not():
     assert parts == {"1970-01-02": [1, 4], "1970-01-03": [3], "1970-01-04": [0, 2]}
     ordered = batch.take(pa.array([1, 4, 3, 0, 2]))
     assert {d: p.column("n").to_pylist() for d, p in split_by_date(ordered)} == parts
+
+
+def test_open_files_never_hold_more_row_groups_than_the_limit(tmp_path, monkeypatch):
+    """Parquet writers keep each row group's metadata until close: open row groups stay bounded."""
+    from eventlake.io import store as store_module
+    from eventlake.schema import stored_schema
+
+    monkeypatch.setattr(store_module, "MAX_BUFFERED_ROWS", 40)
+    monkeypatch.setattr(store_module, "MAX_OPEN_ROW_GROUPS", 12)
+    schema = stored_schema()
+    writer = store_module.StoreFileWriter(str(tmp_path), "run", schema)
+    day, held, offset = 86_400_000_000, [], 0
+    hot = [0] * 30 + [d % 6 for d in range(30)]  # one hot date, then six dates in turn
+    for date in hot:
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array([date * day + i for i in range(10)], pa.timestamp("us", tz="UTC")) if f.name == "event_time"
+             else pa.array(range(offset, offset + 10), pa.int64()) if f.name == "source_offset"
+             else pa.array([False] * 10) if f.name == "joined"
+             else pa.nulls(10, f.type) for f in schema], schema=schema)
+        offset += 10
+        writer.add(batch)
+        held.append(writer.row_groups)
+        assert writer.row_groups == sum(f.row_groups for f in writer.open.values())
+    files = writer.close_full() + writer.close()
+    assert max(held) <= 12 and writer.row_groups == 0
+    assert len(files) > 6  # the limit closed files early
+    offsets = sorted(o for f in files for o in pq.read_table(tmp_path / f.path).column("source_offset").to_pylist())
+    assert offsets == list(range(offset))  # every row written once
+    assert sum(f.rows for f in files) == offset
