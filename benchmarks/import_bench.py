@@ -1,12 +1,14 @@
 """Import speed and memory against a DuckDB baseline measured in the same run.
 
 Generates N synthetic Retail events (about 1% bad lines, 10% unknown products) in several
-files and a catalog of N/10 products, then times, as whole processes:
+files and a catalog of N/10 products (``--catalog-products K`` holds it at K), then times, as
+whole processes:
   - ``eventlake import`` (every Retail rule, dedupe, error samples, an atomic commit);
   - a DuckDB script doing parse + join + Parquet on the same files.
 Prints both wall times, their ratio and each one's peak memory (PSS summed over its processes).
 
     pip install -e '.[bench]' && python benchmarks/import_bench.py --events 1000000 5000000
+    python benchmarks/import_bench.py --events 1000000 5000000 10000000 --catalog-products 500000
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ import psutil
 TYPES = [("detail-page-view", 60), ("add-to-cart", 15), ("search", 15), ("purchase-complete", 5), ("home-page-view", 5)]
 
 
-def generate(directory: str, n: int, files: int, seed: int = 7, days: int = 30) -> None:
-    """Events over ``days`` days from 2024-05-01 in ``directory/events``, and ``catalog.jsonl``."""
+def generate(directory: str, n: int, files: int, seed: int = 7, days: int = 30, products: int | None = None) -> None:
+    """Events over ``days`` days from 2024-05-01 in ``directory/events``, and ``catalog.jsonl``.
+
+    The catalog has ``products`` products, by default N/10.
+    """
     rng = random.Random(seed)
     dates = [(datetime.date(2024, 5, 1) + datetime.timedelta(days=d)).isoformat() for d in range(days)]
-    products = max(n // 10, 10)
+    products = products or max(n // 10, 10)
     with open(os.path.join(directory, "catalog.jsonl"), "w") as out:
         for i in range(products):
             out.write(json.dumps({"id": f"P{i:08d}", "title": f"Product {i}", "categories": [f"Cat{i % 50}"],
@@ -120,12 +125,14 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--catalog-products", type=int, default=None,
+                        help="hold the catalog at this many products (default N/10) to see memory follow the events alone")
     args = parser.parse_args()
     for n in args.events:
         work = tempfile.mkdtemp(prefix="eventlake-bench-", dir=args.workdir)
         try:
             os.makedirs(os.path.join(work, "events"))
-            generate(work, n, args.files)
+            generate(work, n, args.files, products=args.catalog_products)
             size = sum(os.path.getsize(os.path.join(work, "events", f)) for f in os.listdir(os.path.join(work, "events")))
             summary = os.path.join(work, "summary.json")
             eventlake = [sys.executable, "-m", "eventlake.cli", "import", "--events", os.path.join(work, "events", "*.jsonl"),
@@ -140,7 +147,7 @@ def main() -> None:
             s = json.load(open(summary))
             assert s["records"] == s["stored"] + s["duplicates"] + s["errors"]
             print(json.dumps({
-                "events": n, "input_mb": round(size / 2**20), "duckdb_seconds": round(duck_seconds, 2),
+                "events": n, "products": args.catalog_products or max(n // 10, 10), "input_mb": round(size / 2**20), "duckdb_seconds": round(duck_seconds, 2),
                 "eventlake_seconds": round(lake_seconds, 2), "ratio": round(lake_seconds / duck_seconds, 2),
                 "eventlake_peak_mb": round(lake_peak / 2**20), "duckdb_peak_mb": round(duck_peak / 2**20),
                 "stored": s["stored"], "errors": s["errors"], "unjoined": s["unjoined"], "duplicates": s["duplicates"],

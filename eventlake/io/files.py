@@ -14,6 +14,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from eventlake.formats.lines import LineBlock, split_lines
+from eventlake.memory import keep_large_blocks_off_the_heap
 
 COMPRESSION_BY_SUFFIX = {".gz": CompressionTypes.GZIP, ".bz2": CompressionTypes.BZIP2, ".zst": CompressionTypes.ZSTD}
 
@@ -91,6 +92,7 @@ def read_blocks(byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[LineB
     Line numbers are 1-based within the range; a range that starts mid-file has them corrected
     once every range has reported its line count.
     """
+    keep_large_blocks_off_the_heap()  # blocks are megabytes each; see eventlake.memory
     with FileSystems.open(byte_range.path, compression_type=byte_range.compression) as handle:
         position = 0
         if byte_range.start > 0:
