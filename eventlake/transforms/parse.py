@@ -6,7 +6,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from eventlake.errors import ERRORS
-from eventlake.formats.retail_json import parse_block
+from eventlake.formats.retail_json import FastFields, parse_block
 from eventlake.io.files import ByteRange, read_blocks
 
 STATS = "stats"
@@ -17,10 +17,13 @@ class _ParseRangeFn(beam.DoFn):
     def __init__(self, block_bytes: int):
         self._block_bytes = block_bytes
 
+    def setup(self):
+        self._fields = FastFields()
+
     def process(self, byte_range: ByteRange):
         lines = records = 0
         for block, line_count in read_blocks(byte_range, self._block_bytes):
-            batch, errors = parse_block(block)
+            batch, errors = parse_block(block, self._fields)
             lines += line_count
             records += len(block)
             for error in errors:

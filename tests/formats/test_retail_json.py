@@ -103,3 +103,24 @@ def test_records_keep_their_raw_text_and_offset():
     assert batch.column("source_record").to_pylist()[1].strip() == line(visitorId="v2")
     assert batch.column("source_offset").to_pylist() == [0, len(line()) + 1]
     assert np.array_equal(batch.column("source_line").to_numpy(), [1, 2])
+
+
+def test_fields_learned_from_earlier_blocks_never_change_a_later_result():
+    """The fast read asks only for fields seen so far; a block with new ones parses as if fresh."""
+    fields = retail_json.FastFields()
+    first = block_of(b"\n".join(line(searchQuery=f"q{i}") for i in range(5)) + b"\n")
+    parse_block(first, fields)
+    assert fields.names == {"eventType", "visitorId", "eventTime", "searchQuery"}
+    later = [
+        line(uri="https://shop.example/a", offset=3, orderBy="price"),
+        line(uri="https://shop.example/b", offset="4"),  # a number as a string in a field not learned yet
+        line(userInfo={"userId": "u", "ipAddress": "10.0.0.1"}, pageCategories=["Sale"]),
+        b'{"eventType": "search", "visitorId": "v", "eventTime": "2022-02-23T10:27:42Z", "filter": 7}',  # wrong type
+        line(),
+    ]
+    block = block_of(b"\n".join(later) + b"\n")
+    learned_batch, learned_errors = parse_block(block, fields)
+    fresh_batch, fresh_errors = parse_block(block)
+    assert learned_batch.equals(fresh_batch) and learned_errors == fresh_errors
+    assert learned_batch.num_rows + len(learned_errors) == len(later)
+    assert {"uri", "offset", "orderBy", "userInfo", "pageCategories"} <= fields.names
