@@ -80,7 +80,8 @@ _ROW_ERROR = re.compile(r"in row (\d+)")
 # block read: Google's single productDetails object, and attributes (a map in Retail's JSON).
 # Plain substring searches run at memory speed; other quirks (numbers as strings, snake_case,
 # other spacing) are still caught, by the reader's error or by unknown-field detection.
-_QUIRKS = (b'"productDetails":{', b'"productDetails": {', b'"attributes":', b'"attributes" :', b'"attributes": ')
+# One scan of the whole block per marker: the name alone catches attributes with any spacing.
+_QUIRKS = (b'"productDetails":{', b'"productDetails": {', b'"attributes"')
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 
 

@@ -124,3 +124,11 @@ def test_fields_learned_from_earlier_blocks_never_change_a_later_result():
     assert learned_batch.equals(fresh_batch) and learned_errors == fresh_errors
     assert learned_batch.num_rows + len(learned_errors) == len(later)
     assert {"uri", "offset", "orderBy", "userInfo", "pageCategories"} <= fields.names
+
+
+def test_attributes_with_any_spacing_parse_alike():
+    spaced = line().replace(b"}", b', "attributes"  :  {"k": {"text": ["x"]}}}')
+    compact = line().replace(b"}", b',"attributes":{"k":{"text":["x"]}}}')
+    batch, errors = parse(spaced, compact)
+    assert errors == []
+    assert batch.column("attributes").to_pylist() == [[{"key": "k", "value": {"text": ["x"], "numbers": None}}]] * 2
