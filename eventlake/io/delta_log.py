@@ -18,9 +18,10 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from eventlake.io.files import read_all
-from eventlake.io.object_store import put_if_absent
+from eventlake.io.object_store import CommitConflict, put_if_absent
 
 LOG_DIR = "_delta_log"
+MAX_COMMIT_ATTEMPTS = 10  # a job that loses this many races in a row gives up
 
 
 @dataclass
@@ -99,6 +100,16 @@ def commit(store: str, version: int, actions: list[dict]) -> None:
     """Write ``actions`` as ``version``; raise ``CommitConflict`` if that version exists."""
     body = "".join(json.dumps(a, separators=(",", ":")) + "\n" for a in actions).encode()
     put_if_absent(log_path(store, version), body)
+
+
+def try_commit(store: str, version: int, actions: list[dict], attempt: int) -> bool:
+    """``commit``; False, after a pause that grows with ``attempt``, when another writer took ``version``."""
+    try:
+        commit(store, version, actions)
+        return True
+    except CommitConflict:
+        time.sleep(0.05 * (attempt + 1))
+        return False
 
 
 def protocol_action() -> dict:

@@ -18,13 +18,10 @@ from eventlake.errors import to_status
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import write_bytes
-from eventlake.io.object_store import CommitConflict
 from eventlake.io.store import WrittenFile, delete_files
 from eventlake.pipelines.running import scratch_dir
 from eventlake.schema import PARTITION_COLUMN, table_schema
 from eventlake.transforms.dedupe import dedupe_files, files_of_date
-
-MAX_COMMIT_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -80,7 +77,7 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         return _finish(plan, summary, failure)
 
     checked = delta_log.read_snapshot(plan.store, plan.base_version)  # what DropDuplicates looked at
-    for attempt in range(MAX_COMMIT_ATTEMPTS):
+    for attempt in range(delta_log.MAX_COMMIT_ATTEMPTS):
         snapshot = delta_log.read_snapshot(plan.store)
         if any(c.get("eventlake", {}).get("run_id") == plan.run_id for c in snapshot.commits):
             break  # a retried step whose commit already landed
@@ -94,15 +91,12 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
             actions += [delta_log.protocol_action(), delta_log.metadata_action(schema, [PARTITION_COLUMN])]
         actions += [f.add_action() for f in written if f.rows]
         actions.append(_commit_info(plan, summary, snapshot.version + 1))
-        try:
-            delta_log.commit(plan.store, snapshot.version + 1, actions)
+        if delta_log.try_commit(plan.store, snapshot.version + 1, actions, attempt):
             summary["version"] = snapshot.version + 1
             break
-        except CommitConflict:
-            time.sleep(0.05 * (attempt + 1))
     else:
         delete_files(plan.store, [f.path for f in written if f.rows])
-        return _finish(plan, summary, f"could not commit after {MAX_COMMIT_ATTEMPTS} attempts: other writers kept committing first")
+        return _finish(plan, summary, f"could not commit after {delta_log.MAX_COMMIT_ATTEMPTS} attempts: other writers kept committing first")
     return _finish(plan, summary, None)
 
 

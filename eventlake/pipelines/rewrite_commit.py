@@ -19,12 +19,9 @@ from eventlake import __version__
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import read_all, write_bytes
-from eventlake.io.object_store import CommitConflict
 from eventlake.io.store import delete_files, remove_action
 from eventlake.pipelines.running import pipeline_options, remove_scratch, scratch_dir
 from eventlake.transforms.rewrite import FileChange
-
-MAX_COMMIT_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,7 @@ def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, 
     rewritten = [c for c in changes if c.new is not None]
     vanished = [c.add["path"] for c in changes if c.vanished]
     summary.update(status="ok", version=None)
-    for attempt in range(MAX_COMMIT_ATTEMPTS):
+    for attempt in range(delta_log.MAX_COMMIT_ATTEMPTS):
         latest = delta_log.read_snapshot(plan.store)
         if any(info.get("eventlake", {}).get("run_id") == plan.run_id for info in latest.commits):
             break  # a retried step whose commit already landed
@@ -71,15 +68,12 @@ def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, 
         actions = [remove_action(c.add) for c in rewritten]
         actions += [c.new.add_action() for c in rewritten if c.new.rows]
         actions.append(_commit_info(plan, summary, latest.version + 1))
-        try:
-            delta_log.commit(plan.store, latest.version + 1, actions)
+        if delta_log.try_commit(plan.store, latest.version + 1, actions, attempt):
             summary["version"] = latest.version + 1
             break
-        except CommitConflict:
-            time.sleep(0.05 * (attempt + 1))
     else:
         delete_files(plan.store, [c.new.path for c in rewritten if c.new.rows])
-        summary.update(status="failed", failure=f"could not commit after {MAX_COMMIT_ATTEMPTS} attempts")
+        summary.update(status="failed", failure=f"could not commit after {delta_log.MAX_COMMIT_ATTEMPTS} attempts")
         return _finish(plan, summary)
     delete_files(plan.store, [c.add["path"] for c in rewritten])  # superseded: no copy of a purged event stays
     return _finish(plan, summary)
