@@ -48,11 +48,11 @@ class ErrorSummaryFn(beam.CombineFn):
 
 def merge_summaries(summaries: list[dict], max_samples: int) -> dict:
     """Summaries of disjoint sets of errors -> the summary of their union, by the same sampling rule."""
-    by_reason = Counter()
-    for summary in summaries:
-        by_reason.update(summary["by_reason"])
-    samples = sorted((error for summary in summaries for error in summary["samples"]), key=_order)
-    return {"count": sum(s["count"] for s in summaries), "by_reason": dict(by_reason), "samples": samples[:max_samples]}
+    fn = ErrorSummaryFn(max_samples)
+    accumulators = [
+        [s["count"], Counter(s["by_reason"]), [(_Reverse(_order(e)), e) for e in s["samples"]]] for s in summaries
+    ]
+    return fn.extract_output(fn.merge_accumulators(accumulators))
 
 
 class SummarizeErrors(beam.PTransform):
