@@ -20,43 +20,41 @@ def _to_ipc(data: pa.RecordBatch | pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-class RecordBatchCoder(beam.coders.Coder):
+class _ArrowIpcCoder(beam.coders.Coder):
+    """Arrow data <-> Arrow IPC stream bytes; its size is read off its buffers."""
+
+    arrow_type: type
+
+    def encode(self, data: pa.RecordBatch | pa.Table) -> bytes:
+        return _to_ipc(data)
+
+    def estimate_size(self, data: pa.RecordBatch | pa.Table) -> int:
+        return data.get_total_buffer_size()
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self):
+        return self.arrow_type
+
+
+class RecordBatchCoder(_ArrowIpcCoder):
     """``pyarrow.RecordBatch`` <-> Arrow IPC stream bytes."""
 
-    def encode(self, batch: pa.RecordBatch) -> bytes:
-        return _to_ipc(batch)
+    arrow_type = pa.RecordBatch
 
     def decode(self, encoded: bytes) -> pa.RecordBatch:
         table = pa.ipc.open_stream(encoded).read_all()
         return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], table.schema)
 
-    def estimate_size(self, batch: pa.RecordBatch) -> int:
-        return batch.get_total_buffer_size()
 
-    def is_deterministic(self) -> bool:
-        return False
-
-    def to_type_hint(self):
-        return pa.RecordBatch
-
-
-class TableCoder(beam.coders.Coder):
+class TableCoder(_ArrowIpcCoder):
     """``pyarrow.Table`` <-> Arrow IPC stream bytes."""
 
-    def encode(self, table: pa.Table) -> bytes:
-        return _to_ipc(table)
+    arrow_type = pa.Table
 
     def decode(self, encoded: bytes) -> pa.Table:
         return pa.ipc.open_stream(encoded).read_all()
-
-    def estimate_size(self, table: pa.Table) -> int:
-        return table.get_total_buffer_size()
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def to_type_hint(self):
-        return pa.Table
 
 
 beam.coders.registry.register_coder(pa.RecordBatch, RecordBatchCoder)
