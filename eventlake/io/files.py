@@ -76,13 +76,20 @@ def _base_name(path: str) -> str:
 
 
 def split_ranges(files: list[SourceFile], split_bytes: int) -> list[ByteRange]:
+    """Byte ranges of at most ``split_bytes``, equal in size within a file.
+
+    Equal parts keep workers even: the local runner deals ranges out in turn, so a file cut
+    into full ranges and a short rest gave one worker every full range and the other every rest
+    (at 5M events one worker ran alone for the last 3 s).
+    """
     ranges = []
     for f in files:
         if compression_of(f.path) != CompressionTypes.UNCOMPRESSED or f.size <= split_bytes:
             ranges.append(ByteRange(f.path, 0, -1))
             continue
-        for start in range(0, f.size, split_bytes):
-            ranges.append(ByteRange(f.path, start, min(start + split_bytes, f.size)))
+        parts = -(-f.size // split_bytes)
+        bounds = [f.size * i // parts for i in range(parts + 1)]
+        ranges += [ByteRange(f.path, start, end) for start, end in zip(bounds, bounds[1:])]
     return ranges
 
 

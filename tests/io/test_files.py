@@ -38,6 +38,13 @@ def test_a_file_split_into_ranges_reads_exactly_as_whole(tmp_path, split_bytes):
     assert len(whole[0]) == 598 and whole[2] == 600
 
 
+def test_a_file_is_cut_into_equal_ranges_within_the_limit():
+    ranges = split_ranges([SourceFile("events.jsonl", 1000, 0.0)], 400)
+    assert [(r.start, r.end) for r in ranges] == [(0, 333), (333, 666), (666, 1000)]
+    assert split_ranges([SourceFile("events.jsonl", 800, 0.0)], 400) == [
+        ByteRange("events.jsonl", 0, 400), ByteRange("events.jsonl", 400, 800)]
+
+
 def test_compressed_files_are_read_whole(tmp_path):
     plain = tmp_path / "events.jsonl"
     write_events(plain, 300)
