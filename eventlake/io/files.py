@@ -55,17 +55,27 @@ def match_files(patterns: list[str], suffixes: tuple[str, ...]) -> tuple[list[So
     files: dict[str, SourceFile] = {}
     unmatched = []
     for pattern in patterns:
-        try:
-            result = FileSystems.match([pattern])[0]
-            metadata = result.metadata_list
-        except Exception:  # Beam raises BeamIOError for a missing path; treat it as no match
-            metadata = []
-        hits = [m for m in metadata if _base_name(m.path).endswith(suffixes)]
+        hits = [f for f in _matches(pattern) if _base_name(f.path).endswith(suffixes)]
         if not hits:
             unmatched.append(pattern)
-        for m in hits:
-            files[m.path] = SourceFile(m.path, int(m.size_in_bytes), float(m.last_updated_in_seconds or 0.0))
+        files.update((f.path, f) for f in hits)
     return [files[p] for p in sorted(files)], unmatched
+
+
+def source_file(path: str) -> SourceFile:
+    """One named file's size and time; ``FileNotFoundError`` when there is none."""
+    hits = _matches(path)
+    if len(hits) != 1:
+        raise FileNotFoundError(path)
+    return hits[0]
+
+
+def _matches(pattern: str) -> list[SourceFile]:
+    try:
+        metadata = FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # Beam raises BeamIOError for a missing path; treat it as no match
+        return []
+    return [SourceFile(m.path, int(m.size_in_bytes), float(m.last_updated_in_seconds or 0.0)) for m in metadata]
 
 
 def _base_name(path: str) -> str:
@@ -88,8 +98,7 @@ def split_ranges(files: list[SourceFile], split_bytes: int) -> list[ByteRange]:
             ranges.append(ByteRange(f.path, 0, -1))
             continue
         parts = -(-f.size // split_bytes)
-        bounds = [f.size * i // parts for i in range(parts + 1)]
-        ranges += [ByteRange(f.path, start, end) for start, end in zip(bounds, bounds[1:])]
+        ranges += [ByteRange(f.path, f.size * i // parts, f.size * (i + 1) // parts) for i in range(parts)]
     return ranges
 
 
@@ -138,6 +147,25 @@ def _lines_starting_before(data: bytes, limit: int) -> bytes:
         return b""
     newline = data.find(b"\n", limit - 1)
     return data if newline < 0 else data[: newline + 1]
+
+
+def lines_before(byte_range: ByteRange, chunk_bytes: int = 8 << 20) -> int:
+    """Lines of the file before the first line ``byte_range`` owns: add it to the range's line numbers.
+
+    Those are the lines ending before byte ``start - 1`` plus the one the range skips, which ends
+    at or after it. Reads the file up to the range, so call it only when a line number is needed.
+    """
+    if byte_range.start <= 0:
+        return 0
+    count, left = 1, byte_range.start - 1
+    with FileSystems.open(byte_range.path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        while left > 0:
+            chunk = handle.read(min(chunk_bytes, left))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            left -= len(chunk)
+    return count
 
 
 def read_all(path: str) -> bytes:

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from eventlake.formats.retail_json import parse_block
-from eventlake.io.files import ByteRange, SourceFile, read_blocks, split_ranges
+from eventlake.io.files import ByteRange, SourceFile, lines_before, read_blocks, split_ranges
 
 
 def write_events(path, n):
@@ -52,3 +52,16 @@ def test_compressed_files_are_read_whole(tmp_path):
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     assert split_ranges([SourceFile(str(packed), 10**9, 0.0)], 1000) == [ByteRange(str(packed), 0, -1)]
     assert records([ByteRange(str(packed), 0, -1)])[0] == records([ByteRange(str(plain), 0, -1)])[0]
+
+
+def test_lines_before_a_range_make_its_line_numbers_absolute(tmp_path):
+    path = tmp_path / "events.jsonl"
+    write_events(path, 200)  # CRLF line ends and a blank line
+    size = path.stat().st_size
+    data = path.read_bytes()
+    for split_bytes in (700, 1000, 4096):
+        for r in split_ranges([SourceFile(str(path), size, 0.0)], split_bytes):
+            for block, _ in read_blocks(r, 512):
+                for i in range(len(block)):
+                    absolute = data[: int(block.offsets[i])].count(b"\n") + 1
+                    assert block.line_numbers[i] + lines_before(r) == absolute

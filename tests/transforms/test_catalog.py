@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 from apache_beam.testing.util import assert_that, equal_to
 
 from eventlake.errors import ERRORS
+from eventlake.io.files import source_file, split_ranges
 from eventlake.transforms.catalog import ReadCatalog, read_catalog
 from eventlake.transforms.product_index import ProductIndex
 from tests.conftest import local_pipeline
@@ -53,3 +54,25 @@ def test_catalog_files_merge_into_one_arrow_file_and_later_files_win(tmp_path):
         assert_that(reasons, equal_to([(2, "availability")]), label="CatalogErrors")
     assert [p.name for p in temp.iterdir()] == ["catalog.arrow"]  # the per-file parts are gone
 
+
+
+def test_a_catalog_cut_into_ranges_reads_as_whole(tmp_path):
+    lines = [json.dumps({"id": f"p{i % 40}", "title": f"v{i}"}) for i in range(120)]
+    lines[7] = ""  # blank lines still count for line numbers
+    lines[50] = json.dumps({"id": "bad", "availability": "INVALID_VALUE"})
+    lines[101] = "{broken"
+    path = tmp_path / "products.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    latest = {}
+    for line in lines:
+        row = json.loads(line) if line.startswith('{"id": "p') else None
+        if row:
+            latest[row["id"]] = row["title"]
+    assert len(split_ranges([source_file(str(path))], 300)) > 10
+    for split_bytes in (1 << 20, 300):
+        with local_pipeline() as p:
+            catalog = p | ReadCatalog([str(path)], ("title",), str(tmp_path / f"temp-{split_bytes}"), split_bytes)
+            products = catalog["products"] | beam.FlatMap(lambda f: [(r["id"], r["title"]) for r in read_catalog(f.path).to_pylist()])
+            assert_that(products, equal_to(list(latest.items())))
+            errors = catalog[ERRORS] | "Lines" >> beam.Map(lambda e: (e["line"], e["field"]))
+            assert_that(errors, equal_to([(51, "availability"), (102, "")]), label="CatalogErrors")
