@@ -402,7 +402,7 @@ def _to_canonical(block: LineBlock, dialect: pa.Table, rows: np.ndarray, errors:
             columns.append(convert(dialect.column(camel).combine_chunks(), field.type, camel_to_snake))
         else:
             columns.append(pa.nulls(dialect.num_rows, field.type))
-    columns.append(pa.array(np.full(len(rows), block.source, dtype=object), pa.string()))
+    columns.append(pa.repeat(pa.scalar(block.source, pa.string()), len(rows)))
     columns.append(pa.array(block.offsets[rows], pa.int64()))
     columns.append(pa.array(block.line_numbers[rows], pa.int64()))
     columns.append(block.records(rows))
