@@ -20,6 +20,17 @@ def snake_to_camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+def take_rows(batch: pa.RecordBatch, rows: np.ndarray) -> pa.RecordBatch:
+    """``batch.take(rows)``, with all-null columns made anew instead of gathered.
+
+    Most Retail fields are absent from most events; gathering their nulls was a fifth of the
+    time of taking a whole batch.
+    """
+    indices = pa.array(rows, pa.int64())
+    columns = [pa.nulls(len(rows), c.type) if c.null_count == len(c) else c.take(indices) for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
 def rows_where(mask: pa.Array | np.ndarray) -> np.ndarray:
     """Indices of the true values of a boolean mask (nulls count as false)."""
     if isinstance(mask, np.ndarray):

@@ -16,12 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.errors import ERRORS, error_record
-from eventlake.formats.arrow_util import list_any
-from eventlake.schema import RETAIL_EVENT_TYPES
+from eventlake.formats.arrow_util import list_any, take_rows
+from eventlake.schema import RETAIL_EVENT_TYPES, SOURCE_DETAIL_FIELDS
 
 PRODUCT_REQUIRED = ("add-to-cart", "detail-page-view", "purchase-complete")
 QUANTITY_REQUIRED = ("add-to-cart", "purchase-complete")
 CART_ID_ALLOWED = ("add-to-cart", "purchase-complete", "shopping-cart-page-view")
+_SOURCE_DETAILS = [f.name for f in SOURCE_DETAIL_FIELDS]
 _IPV4 = r"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
 
 
@@ -217,7 +218,7 @@ def retail_rules(allowed_event_types: tuple[str, ...] = ()) -> list[Rule]:
 def check(batch: pa.RecordBatch, rules: list[Rule]) -> tuple[pa.RecordBatch, list[dict]]:
     """Split ``batch`` into the rows that keep every rule and one error per row that does not.
 
-    When rows are dropped, the kept ones come out grouped by event date: the copy is made
+    Kept rows leave without ``source_line`` and ``source_record``. When rows are dropped, the kept ones come out grouped by event date: the copy is made
     anyway, and the store writer then slices the batch per date instead of copying it again.
     """
     failed = np.full(len(batch), -1, dtype=np.int32)
@@ -226,8 +227,9 @@ def check(batch: pa.RecordBatch, rules: list[Rule]) -> tuple[pa.RecordBatch, lis
         broken = rule.broken(checked)
         failed[(failed < 0) & broken] = index
     bad = np.flatnonzero(failed >= 0)
+    valid = batch.drop_columns(_SOURCE_DETAILS)  # only error samples need the line and its text
     if not len(bad):
-        return batch, []
+        return valid, []
     errors = []
     details = batch.select(["source_uri", "source_line", "source_offset", "source_record"]).take(pa.array(bad))
     for row, detail in zip(bad, details.to_pylist(), strict=True):
@@ -237,7 +239,7 @@ def check(batch: pa.RecordBatch, rules: list[Rule]) -> tuple[pa.RecordBatch, lis
             error_record(detail["source_uri"], line, detail["source_offset"], rule.field, rule.reason, rule.message,
                          detail["source_record"])
         )
-    return batch.take(pa.array(_by_date(batch, np.flatnonzero(failed < 0)))), errors
+    return take_rows(valid, _by_date(batch, np.flatnonzero(failed < 0))), errors
 
 
 def _by_date(batch: pa.RecordBatch, rows: np.ndarray) -> np.ndarray:
@@ -272,7 +274,11 @@ class _ValidateFn(beam.DoFn):
 
 
 class ValidateRetailEvents(beam.PTransform):
-    """Parsed batches -> batches that keep every Retail rule, plus an ``errors`` output."""
+    """Parsed batches -> batches that keep every Retail rule, plus an ``errors`` output.
+
+    The kept batches are events and their origin: the source line and text stay behind, as
+    only error samples use them.
+    """
 
     def __init__(self, allowed_event_types: tuple[str, ...] = (), event_type_map: dict[str, str] | None = None):
         super().__init__()
