@@ -19,7 +19,9 @@ import xxhash
 from eventlake.schema import EVENT_FIELDS, FINGERPRINT_FIELD
 
 CONTENT_COLUMNS = tuple(f.name for f in EVENT_FIELDS)
-_NULL = pa.scalar("~")
+_NULL = "~"
+# "n:" for the string lengths most values have: taking them is cheaper than formatting numbers.
+_LENGTH_PREFIXES = pa.array([f"{n}:" for n in range(4096)])
 
 
 def fingerprints(batch: pa.RecordBatch, columns: tuple[str, ...] = CONTENT_COLUMNS) -> pa.BinaryArray:
@@ -29,36 +31,59 @@ def fingerprints(batch: pa.RecordBatch, columns: tuple[str, ...] = CONTENT_COLUM
 
 def content_keys(batch: pa.RecordBatch, columns: tuple[str, ...] = CONTENT_COLUMNS) -> pa.StringArray:
     """One canonical string per row over ``columns``; equal strings mean equal content."""
-    parts = [_part(batch.column(name)) for name in columns]
-    return pc.binary_join_element_wise(*parts, "|")
+    return _as_array(_join([_part(batch.column(name)) for name in columns], "|"), len(batch))
+
+
+def _join(parts: list, separator: str):
+    """``parts`` (arrays, or strings that stand for a whole column) joined row by row.
+
+    Each part costs the kernel as much as a column, and most Retail fields are absent: runs of
+    constant parts become one string first. All constant: the result is a string.
+    """
+    merged: list = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += separator + part
+        else:
+            merged.append(part)
+    return merged[0] if len(merged) == 1 else pc.binary_join_element_wise(*merged, separator)
+
+
+def _as_array(part, length: int) -> pa.Array:
+    return pa.repeat(pa.scalar(part, pa.string()), length) if isinstance(part, str) else part
 
 
 def _part(array: pa.Array):
-    """A column's key; a scalar when the whole column is null (much cheaper, same strings)."""
+    """A column's key; the string ``~`` when the whole column is null (the same keys, cheaper)."""
     return _NULL if array.null_count == len(array) else _key(array)
 
 
-def _key(array: pa.Array) -> pa.Array:
+def _key(array: pa.Array):
     kind = array.type
     if array.null_count * 2 > len(array) and (pa.types.is_struct(kind) or pa.types.is_list(kind)):
         # Mostly null (purchase_transaction on all but purchases): build keys for the rest only.
         valid = array.is_valid()
-        return pc.replace_with_mask(pa.repeat(_NULL, len(array)), valid, _key(array.filter(valid)))
+        present = array.filter(valid)
+        return pc.replace_with_mask(pa.repeat(pa.scalar(_NULL), len(array)), valid, _as_array(_key(present), len(present)))
     if pa.types.is_struct(kind):
         children = [_part(array.field(i)) for i in range(kind.num_fields)]
-        inner = pc.binary_join_element_wise("{", *children, "}", ",") if children else pa.array(["{}"] * len(array))
-        return pc.if_else(array.is_valid(), inner, _NULL)
+        inner = _join(["{", *children, "}"], ",") if children else "{}"
+        if not array.null_count:
+            return inner
+        return pc.if_else(array.is_valid(), _as_array(inner, len(array)), _NULL)
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        values = _key(array.values)
+        values = _as_array(_key(array.values), len(array.values))
         lists = pa.ListArray.from_arrays(array.offsets, values, mask=array.is_null() if array.null_count else None)
         joined = pc.binary_join(lists, ",")
         return pc.fill_null(pc.binary_join_element_wise("[", joined, "]", ""), _NULL)
+    if pa.types.is_string(kind):
+        lengths = pc.utf8_length(array)
+        if (pc.max(lengths).as_py() or 0) < len(_LENGTH_PREFIXES):
+            return pc.fill_null(pc.binary_join_element_wise(_LENGTH_PREFIXES.take(lengths), array, ""), _NULL)
+        return pc.fill_null(pc.binary_join_element_wise(pc.cast(lengths, pa.string()), array, ":"), _NULL)
     if pa.types.is_timestamp(kind):
         array = pc.cast(array, pa.int64())
-    text = pc.cast(array, pa.string())
-    if pa.types.is_string(kind):
-        text = pc.binary_join_element_wise(pc.cast(pc.utf8_length(array), pa.string()), array, ":")
-    return pc.fill_null(text, _NULL)
+    return pc.fill_null(pc.cast(array, pa.string()), _NULL)
 
 
 def first_occurrences(keys: np.ndarray) -> np.ndarray:
