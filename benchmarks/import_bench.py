@@ -9,6 +9,7 @@ Prints both wall times, their ratio and each one's peak memory (PSS summed over 
 
     pip install -e '.[bench]' && python benchmarks/import_bench.py --events 1000000 5000000
     python benchmarks/import_bench.py --events 1000000 5000000 10000000 --catalog-products 500000
+    python benchmarks/import_bench.py --events 5000000 --repeat 3   # each round alternates the two
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,6 +127,8 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time both R times in turn and print the median ratio too (shared machines are noisy)")
     parser.add_argument("--catalog-products", type=int, default=None,
                         help="hold the catalog at this many products (default N/10) to see memory follow the events alone")
     args = parser.parse_args()
@@ -142,16 +146,25 @@ def main() -> None:
                 eventlake += [f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing"]
             duck = [sys.executable, "-c", DUCKDB_SCRIPT, os.path.join(work, "events", "*.jsonl"),
                     os.path.join(work, "catalog.jsonl"), os.path.join(work, "duck")]
-            duck_seconds, duck_peak = timed(duck)
-            lake_seconds, lake_peak = timed(eventlake)
-            s = json.load(open(summary))
-            assert s["records"] == s["stored"] + s["duplicates"] + s["errors"]
-            print(json.dumps({
-                "events": n, "products": args.catalog_products or max(n // 10, 10), "input_mb": round(size / 2**20), "duckdb_seconds": round(duck_seconds, 2),
-                "eventlake_seconds": round(lake_seconds, 2), "ratio": round(lake_seconds / duck_seconds, 2),
-                "eventlake_peak_mb": round(lake_peak / 2**20), "duckdb_peak_mb": round(duck_peak / 2**20),
-                "stored": s["stored"], "errors": s["errors"], "unjoined": s["unjoined"], "duplicates": s["duplicates"],
-            }), flush=True)
+            ratios = []
+            for round_ in range(1, args.repeat + 1):
+                for leftover in ("store", "duck"):  # a second import would skip every file
+                    shutil.rmtree(os.path.join(work, leftover), ignore_errors=True)
+                duck_seconds, duck_peak = timed(duck)
+                lake_seconds, lake_peak = timed(eventlake)
+                s = json.load(open(summary))
+                assert s["records"] == s["stored"] + s["duplicates"] + s["errors"]
+                ratios.append(lake_seconds / duck_seconds)
+                print(json.dumps({
+                    "events": n, "round": round_, "products": args.catalog_products or max(n // 10, 10),
+                    "input_mb": round(size / 2**20), "duckdb_seconds": round(duck_seconds, 2),
+                    "eventlake_seconds": round(lake_seconds, 2), "ratio": round(ratios[-1], 2),
+                    "eventlake_peak_mb": round(lake_peak / 2**20), "duckdb_peak_mb": round(duck_peak / 2**20),
+                    "stored": s["stored"], "errors": s["errors"], "unjoined": s["unjoined"], "duplicates": s["duplicates"],
+                }), flush=True)
+            if args.repeat > 1:
+                print(json.dumps({"events": n, "rounds": args.repeat, "median_ratio": round(statistics.median(ratios), 2),
+                                  "ratios": [round(r, 2) for r in ratios]}), flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
