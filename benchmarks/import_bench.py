@@ -5,11 +5,12 @@ files and a catalog of N/10 products (``--catalog-products K`` holds it at K), t
 whole processes:
   - ``eventlake import`` (every Retail rule, dedupe, error samples, an atomic commit);
   - a DuckDB script doing parse + join + Parquet on the same files.
-Prints both wall times, their ratio and each one's peak memory (PSS summed over its processes).
+Prints both wall times and their ratio for each round, then the median ratio and each one's peak
+memory (PSS summed over its processes), taken in one more run of each: sampling slows a job.
 
     pip install -e '.[bench]' && python benchmarks/import_bench.py --events 1000000 5000000
     python benchmarks/import_bench.py --events 1000000 5000000 10000000 --catalog-products 500000
-    python benchmarks/import_bench.py --events 5000000 --repeat 3   # each round alternates the two
+    python benchmarks/import_bench.py --events 5000000 --repeat 3   # rounds alternate the two jobs
 """
 
 from __future__ import annotations
@@ -99,26 +100,38 @@ COPY (
 """
 
 
-def timed(command: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak memory (bytes): PSS summed over the process and its children.
+def run(command: list[str], sample_memory: bool = False) -> tuple[float, int]:
+    """Wall seconds and, when sampled, the peak memory (bytes): PSS summed over the process tree.
 
     PSS splits pages that forked workers share, so the sum is the memory the job really holds;
-    a plain RSS sum would count Beam's libraries once per worker process.
+    a plain RSS sum would count Beam's libraries once per worker process. Reading PSS walks a
+    process's page tables (7 to 9 ms for a 500 MB worker, which stalls meanwhile): sampled ten
+    times a second, the import ran a tenth slower. So times come from runs that are not sampled.
     """
-    start = time.perf_counter()
-    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    while process.poll() is None:
-        try:
-            tree = [process] + process.children(recursive=True)
-            peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.1)
-    seconds = time.perf_counter() - start
-    if process.returncode != 0:
-        sys.exit(f"{command[:3]} failed: {process.stderr.read().decode()[-2000:]}")
+    with tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        peak = 0
+        while sample_memory and process.poll() is None:
+            try:
+                tree = [process] + process.children(recursive=True)
+                peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+        process.wait()
+        seconds = time.perf_counter() - start
+        if process.returncode != 0:
+            stderr.seek(0)
+            sys.exit(f"{command[:3]} failed: {stderr.read().decode(errors='replace')[-2000:]}")
     return seconds, peak
+
+
+def fresh(work: str, command: list[str], sample_memory: bool = False) -> tuple[float, int]:
+    """``run`` with no output left from an earlier round: a second import would skip every file."""
+    for leftover in ("store", "duck"):
+        shutil.rmtree(os.path.join(work, leftover), ignore_errors=True)
+    return run(command, sample_memory)
 
 
 def main() -> None:
@@ -128,7 +141,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--repeat", type=int, default=1,
-                        help="time both R times in turn and print the median ratio too (shared machines are noisy)")
+                        help="time both R times in turn; the median ratio is the figure (shared machines are noisy)")
     parser.add_argument("--catalog-products", type=int, default=None,
                         help="hold the catalog at this many products (default N/10) to see memory follow the events alone")
     args = parser.parse_args()
@@ -148,23 +161,21 @@ def main() -> None:
                     os.path.join(work, "catalog.jsonl"), os.path.join(work, "duck")]
             ratios = []
             for round_ in range(1, args.repeat + 1):
-                for leftover in ("store", "duck"):  # a second import would skip every file
-                    shutil.rmtree(os.path.join(work, leftover), ignore_errors=True)
-                duck_seconds, duck_peak = timed(duck)
-                lake_seconds, lake_peak = timed(eventlake)
-                s = json.load(open(summary))
-                assert s["records"] == s["stored"] + s["duplicates"] + s["errors"]
+                duck_seconds, _ = fresh(work, duck)
+                lake_seconds, _ = fresh(work, eventlake)
                 ratios.append(lake_seconds / duck_seconds)
-                print(json.dumps({
-                    "events": n, "round": round_, "products": args.catalog_products or max(n // 10, 10),
-                    "input_mb": round(size / 2**20), "duckdb_seconds": round(duck_seconds, 2),
-                    "eventlake_seconds": round(lake_seconds, 2), "ratio": round(ratios[-1], 2),
-                    "eventlake_peak_mb": round(lake_peak / 2**20), "duckdb_peak_mb": round(duck_peak / 2**20),
-                    "stored": s["stored"], "errors": s["errors"], "unjoined": s["unjoined"], "duplicates": s["duplicates"],
-                }), flush=True)
-            if args.repeat > 1:
-                print(json.dumps({"events": n, "rounds": args.repeat, "median_ratio": round(statistics.median(ratios), 2),
-                                  "ratios": [round(r, 2) for r in ratios]}), flush=True)
+                print(json.dumps({"events": n, "round": round_, "duckdb_seconds": round(duck_seconds, 2),
+                                  "eventlake_seconds": round(lake_seconds, 2), "ratio": round(ratios[-1], 2)}), flush=True)
+            _, duck_peak = fresh(work, duck, sample_memory=True)
+            _, lake_peak = fresh(work, eventlake, sample_memory=True)
+            s = json.load(open(summary))
+            assert s["records"] == s["stored"] + s["duplicates"] + s["errors"]
+            print(json.dumps({
+                "events": n, "products": args.catalog_products or max(n // 10, 10), "input_mb": round(size / 2**20),
+                "rounds": args.repeat, "median_ratio": round(statistics.median(ratios), 2),
+                "eventlake_peak_mb": round(lake_peak / 2**20), "duckdb_peak_mb": round(duck_peak / 2**20),
+                "stored": s["stored"], "errors": s["errors"], "unjoined": s["unjoined"], "duplicates": s["duplicates"],
+            }), flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
