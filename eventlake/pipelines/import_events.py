@@ -34,7 +34,7 @@ from eventlake.transforms.dedupe import DropDuplicates
 from eventlake.transforms.fingerprint import FingerprintEvents
 from eventlake.transforms.join import JoinCatalog
 from eventlake.transforms.parse import STATS, ParseRetailJson
-from eventlake.transforms.summarize import ErrorSummaryFn, SummarizeErrors
+from eventlake.transforms.summarize import ErrorSummaryFn, SummarizeErrors, no_errors
 from eventlake.transforms.validate import ValidateRetailEvents
 
 EVENT_SUFFIXES = (".json", ".jsonl")
@@ -125,16 +125,16 @@ class ImportEvents(beam.PTransform):
             (parsed[ERRORS], valid[ERRORS])
             | "SummarizeErrors" >> SummarizeErrors(samples)
         )
-        catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(samples))
-        stats = parsed[STATS] | "GatherRangeStats" >> beam.combiners.ToList()
+        catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(
+            ErrorSummaryFn(samples)).without_defaults()
         return (
             written
             | "GatherWrittenFiles" >> beam.combiners.ToList()
             | "CommitImport" >> beam.ParDo(
                 _CommitFn(plan.commit),
-                beam.pvalue.AsSingleton(stats),
+                beam.pvalue.AsList(parsed[STATS]),
                 beam.pvalue.AsSingleton(errors),
-                beam.pvalue.AsSingleton(catalog_errors),
+                beam.pvalue.AsSingleton(catalog_errors, default_value=no_errors()),
                 beam.pvalue.AsSingleton(catalog["products"]),
             )
         )

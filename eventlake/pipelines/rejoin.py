@@ -36,7 +36,7 @@ from eventlake.transforms.catalog import ReadCatalog, load_catalog
 from eventlake.transforms.fingerprint import content_keys
 from eventlake.transforms.join import join_catalog
 from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
-from eventlake.transforms.summarize import ErrorSummaryFn
+from eventlake.transforms.summarize import ErrorSummaryFn, no_errors
 
 JOIN_COLUMNS = ["product_details", "joined", "missing_product_ids"]
 COUNTS = ("events_in_scope", "rejoined", "newly_joined", "newly_unjoined", "changed")
@@ -134,7 +134,7 @@ class RejoinEvents(beam.PTransform):
         plan, commit = self._plan, self._plan.commit
         catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, plan.catalog_fields,
                                                         scratch_dir(commit.store, commit.run_id))
-        catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(0))
+        catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(0)).without_defaults()
         products = beam.pvalue.AsSingleton(catalog["products"])
         return (
             pbegin
@@ -143,7 +143,7 @@ class RejoinEvents(beam.PTransform):
             | "RejoinFiles" >> beam.ParDo(_RejoinFilesFn(commit.store, commit.run_id, plan.catalog_fields,
                                                          plan.config.scope), products)
             | "GatherChanges" >> beam.combiners.ToList()
-            | "CommitRejoin" >> beam.ParDo(_CommitRejoinFn(plan), products, beam.pvalue.AsSingleton(catalog_errors))
+            | "CommitRejoin" >> beam.ParDo(_CommitRejoinFn(plan), products, beam.pvalue.AsSingleton(catalog_errors, default_value=no_errors()))
         )
 
 

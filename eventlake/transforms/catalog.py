@@ -130,6 +130,8 @@ class ReadCatalog(beam.PTransform):
 
     def __init__(self, paths: list[str], fields: tuple[str, ...], temp_dir: str, split_bytes: int = SPLIT_BYTES):
         super().__init__()
+        if not paths:
+            raise ValueError("ReadCatalog needs at least one catalog file")
         self._paths, self._fields, self._temp_dir = list(paths), tuple(fields), temp_dir
         self._split_bytes = split_bytes
 
@@ -143,7 +145,7 @@ class ReadCatalog(beam.PTransform):
         )
         products = (
             parts.parts
-            | "GatherCatalogParts" >> beam.combiners.ToList()
+            | "GatherCatalogParts" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
             | "MergeCatalogParts" >> beam.ParDo(_MergeCatalogFilesFn(self._fields, self._temp_dir))
         )
         return {"products": products, ERRORS: parts[ERRORS]}

@@ -46,6 +46,12 @@ class ErrorSummaryFn(beam.CombineFn):
         return {"count": acc[0], "by_reason": dict(acc[1]), "samples": samples}
 
 
+def no_errors() -> dict:
+    """The summary of no errors: the value to give a side input of a summary that may be empty."""
+    fn = ErrorSummaryFn(0)
+    return fn.extract_output(fn.create_accumulator())
+
+
 def merge_summaries(summaries: list[dict], max_samples: int) -> dict:
     """Summaries of disjoint sets of errors -> the summary of their union, by the same sampling rule."""
     fn = ErrorSummaryFn(max_samples)
@@ -70,7 +76,8 @@ class SummarizeErrors(beam.PTransform):
 
     def expand(self, inputs):
         summaries = [
-            errors | f"Summarize{i}" >> beam.CombineGlobally(ErrorSummaryFn(self._max)) for i, errors in enumerate(inputs)
+            errors | f"Summarize{i}" >> beam.CombineGlobally(ErrorSummaryFn(self._max)).without_defaults()
+            for i, errors in enumerate(inputs)
         ]
         return (
             summaries
