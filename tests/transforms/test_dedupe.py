@@ -27,6 +27,21 @@ def test_keys_differing_in_one_word_are_different():
     assert first_new(keys, np.arange(3), np.array([[1, 3]], dtype=np.uint64)).tolist() == [True, False, True]
 
 
+def test_first_new_agrees_with_a_plain_loop_when_words_collide():
+    rng = np.random.default_rng(7)
+    pool = rng.integers(0, 3, size=(6, 2)).astype(np.uint64)  # few keys: ties in one word and in both
+    for _ in range(200):
+        keys, known = pool[rng.integers(0, 6, size=rng.integers(0, 40))], pool[rng.integers(0, 6, size=rng.integers(0, 5))]
+        order = rng.permutation(len(keys))
+        seen = {tuple(k) for k in known.tolist()}
+        expected = np.zeros(len(keys), dtype=bool)
+        for row in np.argsort(order):
+            if tuple(keys[row].tolist()) not in seen:
+                seen.add(tuple(keys[row].tolist()))
+                expected[row] = True
+        assert first_new(keys, order, known).tolist() == expected.tolist()
+
+
 def test_fingerprint_words_read_a_sliced_binary_column():
     prints = pa.array([bytes([i]) * 16 for i in range(4)], pa.binary())
     got = fingerprint_words(prints.slice(1, 2))
