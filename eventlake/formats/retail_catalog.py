@@ -46,7 +46,10 @@ def parse_catalog_block(block: LineBlock, fields: tuple[str, ...]) -> tuple[pa.T
     for rows, table in _read_runs(block, fast_rows):
         read.append(rows)
         pieces.append(_checked(block, rows, table, fields, errors))
-    unread = np.setdiff1d(fast_rows, np.concatenate(read)) if read else fast_rows
+    unread_mask = ~slow
+    for rows in read:
+        unread_mask[rows] = False
+    unread = np.flatnonzero(unread_mask)
     slow_rows = []
     for i in np.flatnonzero(slow).tolist() + unread.tolist():
         raw = block.raw(i)
@@ -62,7 +65,9 @@ def parse_catalog_block(block: LineBlock, fields: tuple[str, ...]) -> tuple[pa.T
         return schema.empty_table(), errors
     rows = np.concatenate([r for r, _ in pieces])
     table = pa.concat_tables([t for _, t in pieces])
-    return table.take(pa.array(np.argsort(rows, kind="stable"))), errors  # file order: the last copy of an id wins
+    if len(rows) > 1 and np.any(np.diff(rows) < 0):  # file order: the last copy of an id wins
+        table = table.take(pa.array(np.argsort(rows, kind="stable")))
+    return table, errors
 
 
 def _error(block: LineBlock, i: int, field: str, reason: str, message: str) -> dict:
