@@ -38,16 +38,10 @@ def rows_where(mask: pa.Array | np.ndarray) -> np.ndarray:
     return np.flatnonzero(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
 
 
-def list_rows(list_array: pa.Array, value_mask: np.ndarray) -> np.ndarray:
-    """Row indices of a list array whose flattened values have ``value_mask`` true anywhere."""
-    parents = pc.list_parent_indices(list_array).to_numpy()
-    return np.unique(parents[value_mask])
-
-
 def list_any(list_array: pa.Array, value_mask: np.ndarray) -> np.ndarray:
     """Per row of a list array: is ``value_mask`` true for any of its flattened values."""
     out = np.zeros(len(list_array), dtype=bool)
-    out[list_rows(list_array, value_mask)] = True
+    out[pc.list_parent_indices(list_array).to_numpy()[value_mask]] = True
     return out
 
 

@@ -115,9 +115,10 @@ def _bad_ip(batch) -> np.ndarray:
     column = _col(batch, "user_info.ip_address")
     suspect = np.flatnonzero(_np(pc.and_(pc.is_valid(column), pc.invert(pc.match_substring_regex(column, _IPV4)))))
     out = np.zeros(len(batch), dtype=bool)
-    for i in suspect:  # IPv6 and malformed values only: few, and the stdlib knows IPv6 best
+    values = column.take(pa.array(suspect, pa.int64())).to_pylist()
+    for i, value in zip(suspect, values, strict=True):  # IPv6 and malformed values only: few, and the stdlib knows IPv6 best
         try:
-            ipaddress.ip_address(column[int(i)].as_py())
+            ipaddress.ip_address(value)
         except ValueError:
             out[i] = True
     return out
