@@ -7,37 +7,72 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _CHUNK_ROWS = 65_536
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constants: multiplying spreads every bit upwards
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
 
 
 class ProductIndex:
-    """Catalog ids sorted once and looked up by binary search, for every batch of a worker.
+    """Catalog ids hashed and sorted once, then looked up by binary search on the hashes.
 
     ``pc.index_in`` builds a hash table of the whole catalog on each call: with 500k products
-    that cost 115 ms per batch of 40k events, more than parsing them. Here the ids become
-    zero-padded fixed-width byte strings that numpy sorts and searches (about 20 ms).
+    that cost 115 ms per batch of 40k events, more than parsing them. Here ids become zero-padded
+    fixed-width byte strings and a 64-bit hash of them; numpy searches the sorted hashes for the
+    batch's hashes in sorted order (7 ms for 33k ids against 500k products; a search on the byte
+    strings took 16 ms). Every hit is confirmed on the bytes and the length, so two ids that
+    share a hash are still told apart.
     """
 
     def __init__(self, ids: pa.Array | pa.ChunkedArray):
         ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
         lengths = pc.fill_null(pc.binary_length(ids), 0)
         self._width = max(int(pc.max(lengths).as_py() or 0), 1)
-        padded, self._lengths = _fixed_width(ids, self._width)
-        padded[~ids.is_valid().to_numpy(zero_copy_only=False)] = b""
-        self._order = np.argsort(padded, kind="stable")
-        self._sorted = padded[self._order]
+        self._padded, self._lengths = _fixed_width(ids, self._width)
+        self._padded[~ids.is_valid().to_numpy(zero_copy_only=False)] = b""
+        hashes = _hash(self._padded)
+        self._order = np.argsort(hashes, kind="stable")  # equal hashes keep catalog order
+        self._hashes = hashes[self._order]
 
     def positions(self, ids: pa.Array) -> np.ndarray:
         """Row of each id in the catalog, or -1 when the catalog does not have it."""
         out = np.full(len(ids), -1, dtype=np.int64)
-        if not len(self._sorted) or not len(ids):
+        if not len(self._hashes) or not len(ids):
             return out
         padded, lengths = _fixed_width(ids, self._width)
-        at = np.minimum(np.searchsorted(self._sorted, padded), len(self._sorted) - 1)
+        hashes = _hash(padded)
+        by_hash = np.argsort(hashes)  # searching in order walks the catalog's hashes once, cache-friendly
+        at = np.empty(len(hashes), dtype=np.int64)
+        at[by_hash] = np.minimum(np.searchsorted(self._hashes, hashes[by_hash]), len(self._hashes) - 1)
         row = self._order[at]
+        valid = ids.is_valid().to_numpy(zero_copy_only=False)
         # Padding makes "a" and "a\0" equal and cuts ids longer than every catalog id: lengths decide.
-        found = (self._sorted[at] == padded) & (self._lengths[row] == lengths) & ids.is_valid().to_numpy(zero_copy_only=False)
+        found = (self._padded[row] == padded) & (self._lengths[row] == lengths) & valid
         out[found] = row[found]
+        # A miss whose hash the catalog has may be an id that shares its hash with another one.
+        for i in np.flatnonzero(~found & valid & (self._hashes[at] == hashes)):
+            out[i] = self._scan(int(at[i]), padded[i], lengths[i])
         return out
+
+    def _scan(self, start: int, padded: bytes, length: int) -> int:
+        """The first catalog row from ``start`` on, among those with the same hash, that is the id."""
+        k = start
+        while k < len(self._hashes) and self._hashes[k] == self._hashes[start]:
+            row = self._order[k]
+            if self._padded[row] == padded and self._lengths[row] == length:
+                return int(row)
+            k += 1
+        return -1
+
+
+def _hash(padded: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each fixed-width byte string, eight bytes at a time."""
+    width = padded.dtype.itemsize
+    words = -(-width // 8)
+    matrix = np.zeros((len(padded), words * 8), dtype=np.uint8)
+    matrix[:, :width] = padded.view(np.uint8).reshape(len(padded), width)
+    hashes = np.zeros(len(padded), dtype=np.uint64)
+    for word in matrix.view(np.uint64).T:
+        hashes = (hashes ^ word) * _MULTIPLIER
+    return (hashes ^ (hashes >> np.uint64(31))) * _MIX
 
 
 def _fixed_width(array: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from eventlake.errors import ERRORS
 from eventlake.io.files import source_file, split_ranges
+from eventlake.transforms import product_index
 from eventlake.transforms.catalog import ReadCatalog, read_catalog
 from eventlake.transforms.product_index import ProductIndex
 from tests.conftest import local_pipeline
@@ -30,6 +31,14 @@ def test_product_index_on_sliced_arrays_and_an_empty_catalog():
     expected = pc.fill_null(pc.index_in(ids, value_set=catalog.combine_chunks()), -1).to_numpy()
     assert np.array_equal(ProductIndex(catalog).positions(ids), expected)
     assert (ProductIndex(pa.array([], pa.string())).positions(ids) == -1).all()
+
+
+def test_product_index_tells_apart_ids_that_share_a_hash(monkeypatch):
+    monkeypatch.setattr(product_index, "_hash", lambda padded: np.zeros(len(padded), dtype=np.uint64))
+    catalog = pa.array(CATALOG_IDS + ["ab"])  # a repeated id: its first row is the one found
+    ids = pa.array(TRICKY)
+    expected = pc.fill_null(pc.index_in(ids, value_set=catalog), -1).to_numpy()
+    assert ProductIndex(catalog).positions(ids).tolist() == expected.tolist()
 
 
 def _products(path, rows):
