@@ -102,7 +102,7 @@ class _ParseCatalogRangeFn(beam.DoFn):
         yield number, write_catalog(join_path(self._temp_dir, f"catalog-part-{number:05d}.arrow"), table)
 
 
-class _MergeCatalogFilesFn(beam.DoFn):
+class _MergeCatalogPartsFn(beam.DoFn):
     """Merge the parts in the order of files and ranges; a later row of a product wins."""
 
     def __init__(self, fields: tuple[str, ...], temp_dir: str):
@@ -146,6 +146,6 @@ class ReadCatalog(beam.PTransform):
         products = (
             parts.parts
             | "GatherCatalogParts" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
-            | "MergeCatalogParts" >> beam.ParDo(_MergeCatalogFilesFn(self._fields, self._temp_dir))
+            | "MergeCatalogParts" >> beam.ParDo(_MergeCatalogPartsFn(self._fields, self._temp_dir))
         )
         return {"products": products, ERRORS: parts[ERRORS]}
