@@ -107,8 +107,7 @@ class ImportEvents(beam.PTransform):
         catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields, plan.commit.temp_dir)
         parsed = (
             pbegin
-            | "ListByteRanges" >> beam.Create(plan.ranges)
-            | "SpreadByteRanges" >> beam.Reshuffle()
+            | "ListByteRanges" >> beam.Create(plan.ranges, reshuffle=True)  # reshuffled: spread over the workers
             | "ParseRetailJson" >> ParseRetailJson(config.block_bytes)
         )
         valid = parsed.events | "ValidateRetailEvents" >> ValidateRetailEvents(

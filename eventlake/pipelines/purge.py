@@ -121,8 +121,7 @@ class PurgeEvents(beam.PTransform):
         plan, commit = self._plan, self._plan.commit
         return (
             pbegin
-            | "ListStoreFiles" >> beam.Create(plan.files)
-            | "SpreadStoreFiles" >> beam.Reshuffle()
+            | "ListStoreFiles" >> beam.Create(plan.files, reshuffle=True)  # reshuffled: spread over the workers
             | "PurgeFiles" >> beam.ParDo(_PurgeFilesFn(commit.store, commit.run_id, plan.event_filter, plan.config.force))
             | "GatherChanges" >> beam.combiners.ToList()
             | "CommitPurge" >> beam.ParDo(_CommitPurgeFn(plan))

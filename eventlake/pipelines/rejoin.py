@@ -138,8 +138,7 @@ class RejoinEvents(beam.PTransform):
         products = beam.pvalue.AsSingleton(catalog["products"])
         return (
             pbegin
-            | "ListStoreFiles" >> beam.Create(plan.files)
-            | "SpreadStoreFiles" >> beam.Reshuffle()
+            | "ListStoreFiles" >> beam.Create(plan.files, reshuffle=True)  # reshuffled: spread over the workers
             | "RejoinFiles" >> beam.ParDo(_RejoinFilesFn(commit.store, commit.run_id, plan.catalog_fields,
                                                          plan.config.scope), products)
             | "GatherChanges" >> beam.combiners.ToList()
