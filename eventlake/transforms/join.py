@@ -37,7 +37,8 @@ def join_catalog(batch: pa.RecordBatch, catalog: pa.Table, fields: tuple[str, ..
     joined = pa.array(missing_count == 0)
 
     product_fields = [ids] + [
-        catalog.column(f).combine_chunks().take(position) if len(catalog) else pa.nulls(len(ids), catalog.schema.field(f).type)
+        # Take from the chunks: combining them first copied the whole column out of the shared map.
+        catalog.column(f).take(position).combine_chunks() if len(catalog) else pa.nulls(len(ids), catalog.schema.field(f).type)
         for f in fields
     ]
     target = product_details_type(fields)
