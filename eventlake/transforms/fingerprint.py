@@ -31,7 +31,16 @@ def fingerprints(batch: pa.RecordBatch, columns: tuple[str, ...] = CONTENT_COLUM
 
 def content_keys(batch: pa.RecordBatch, columns: tuple[str, ...] = CONTENT_COLUMNS) -> pa.StringArray:
     """One canonical string per row over ``columns``; equal strings mean equal content."""
-    return _as_array(_join([_part(batch.column(name)) for name in columns], "|"), len(batch))
+    parts, done = [], []
+    for name in columns:
+        column = batch.column(name)
+        # source_event_type repeats event_type unless types are renamed: build that key once.
+        part = next((p for c, p in done if c.type == column.type and c.equals(column)), None)
+        if part is None:
+            part = _part(column)
+            done.append((column, part))
+        parts.append(part)
+    return _as_array(_join(parts, "|"), len(batch))
 
 
 def _join(parts: list, separator: str):
