@@ -11,7 +11,6 @@ times as much for no gain.
 from __future__ import annotations
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
@@ -94,14 +93,6 @@ def _key(array: pa.Array):
     if pa.types.is_timestamp(kind):
         array = pc.cast(array, pa.int64())
     return pc.fill_null(pc.cast(array, pa.string()), _NULL)
-
-
-def first_occurrences(keys: np.ndarray) -> np.ndarray:
-    """Boolean mask of the rows whose key has not been seen earlier in ``keys``."""
-    _, first = np.unique(keys, return_index=True)
-    mask = np.zeros(len(keys), dtype=bool)
-    mask[first] = True
-    return mask
 
 
 def add_fingerprints(batch: pa.RecordBatch) -> pa.RecordBatch:
