@@ -101,7 +101,7 @@ class FastFields:
         schema = DIALECT_SCHEMA if self.names is None else pa.schema([f for f in DIALECT_SCHEMA if f.name in self.names])
         return pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
 
-    def read(self, data: bytes) -> pa.Table:
+    def read(self, data: bytes | bytearray) -> pa.Table:
         """``data``'s lines as a table with every dialect column (absent ones all null)."""
         table = _read(data, self.options())
         if self.names is None:
@@ -169,6 +169,8 @@ def parse_block(block: LineBlock, fields: FastFields | None = None) -> tuple[pa.
 
 
 def _check_utf8(block: LineBlock, rejected: np.ndarray, errors: list[dict]) -> None:
+    if block.data.isascii():  # most event files are: a scan without decoding
+        return
     try:
         block.data.decode("utf-8")
         return
@@ -212,7 +214,7 @@ def _read_fast(block: LineBlock, rows: np.ndarray, slow: np.ndarray, fields: Fas
     while start < len(rows):
         part = rows[start:]
         try:
-            yield part, fields.read(block.joined(part))
+            yield part, fields.read(block.only(part))
             return
         except pa.ArrowInvalid as exc:
             found = _ROW_ERROR.search(str(exc))
@@ -224,13 +226,13 @@ def _read_fast(block: LineBlock, rows: np.ndarray, slow: np.ndarray, fields: Fas
         if bad:
             head = part[:bad]
             try:
-                yield head, fields.read(block.joined(head))
+                yield head, fields.read(block.only(head))
             except pa.ArrowInvalid:
                 slow[head] = True
         start += bad + 1
 
 
-def _read(data: bytes, options: pj.ParseOptions) -> pa.Table:
+def _read(data: bytes | bytearray, options: pj.ParseOptions) -> pa.Table:
     read_options = pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
     return pj.read_json(pa.BufferReader(data), read_options=read_options, parse_options=options)
 

@@ -12,7 +12,10 @@ def test_blank_lines_are_not_records_but_keep_line_numbers():
     assert block.offsets.tolist() == [100, 114, 122]
 
 
-def test_joined_keeps_only_the_chosen_lines():
-    block, _ = split_lines("f", b"one\ntwo\r\nthree", 0, 1)
-    assert block.joined(np.array([0, 2])) == b"one\nthree\n"
-    assert block.joined(np.array([1])) == b"two\r\n"
+def test_only_blanks_every_other_line_between_the_chosen_ones():
+    block, _ = split_lines("f", b"one\ntwo\r\n\nthree\nfour\nfive", 0, 1)
+    assert bytes(block.only(np.array([0, 2, 4]))) == b"one\n    \n\nthree\n    \nfive"
+    assert bytes(block.only(np.array([1, 2]))) == b"two\r\n\nthree\n"
+    assert bytes(block.only(np.array([3]))) == b"four\n"
+    assert block.only(np.arange(5)) is block.data
+    assert block.only(np.array([], dtype=np.int64)) == b""
