@@ -139,12 +139,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--workdir", default=None, help="where to generate the data (default: the system's temp dir)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="time both R times in turn; the median ratio is the figure (shared machines are noisy)")
     parser.add_argument("--catalog-products", type=int, default=None,
                         help="hold the catalog at this many products (default N/10) to see memory follow the events alone")
     args = parser.parse_args()
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)
     for n in args.events:
         work = tempfile.mkdtemp(prefix="eventlake-bench-", dir=args.workdir)
         try:
