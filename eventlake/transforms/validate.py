@@ -116,7 +116,8 @@ def _bad_ip(batch) -> np.ndarray:
     suspect = np.flatnonzero(_np(pc.and_(pc.is_valid(column), pc.invert(pc.match_substring_regex(column, _IPV4)))))
     out = np.zeros(len(batch), dtype=bool)
     values = column.take(pa.array(suspect, pa.int64())).to_pylist()
-    for i, value in zip(suspect, values, strict=True):  # IPv6 and malformed values only: few, and the stdlib knows IPv6 best
+    # IPv6 and malformed values only: few, and the stdlib knows IPv6 best.
+    for i, value in zip(suspect, values, strict=True):
         try:
             ipaddress.ip_address(value)
         except ValueError:
@@ -219,8 +220,9 @@ def retail_rules(allowed_event_types: tuple[str, ...] = ()) -> list[Rule]:
 def check(batch: pa.RecordBatch, rules: list[Rule]) -> tuple[pa.RecordBatch, list[dict]]:
     """Split ``batch`` into the rows that keep every rule and one error per row that does not.
 
-    Kept rows leave without ``source_line`` and ``source_record``. When rows are dropped, the kept ones come out grouped by event date: the copy is made
-    anyway, and the store writer then slices the batch per date instead of copying it again.
+    Kept rows leave without ``source_line`` and ``source_record``. When rows are dropped, the
+    kept ones come out grouped by event date: the copy is made anyway, and the store writer then
+    slices the batch per date instead of copying it again.
     """
     failed = np.full(len(batch), -1, dtype=np.int32)
     checked = _CheckedBatch(batch)
