@@ -14,8 +14,10 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from eventlake.formats.lines import LineBlock, split_lines
+from eventlake.io.decompress import DamagedSourceError, open_source
 from eventlake.memory import keep_large_blocks_off_the_heap
 
+_UTF8_BOM = b"\xef\xbb\xbf"
 COMPRESSION_BY_SUFFIX = {".gz": CompressionTypes.GZIP, ".bz2": CompressionTypes.BZIP2, ".zst": CompressionTypes.ZSTD}
 
 
@@ -109,7 +111,7 @@ def read_blocks(byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[LineB
     once every range has reported its line count.
     """
     keep_large_blocks_off_the_heap()  # blocks are megabytes each; see eventlake.memory
-    with FileSystems.open(byte_range.path, compression_type=byte_range.compression) as handle:
+    with open_source(byte_range.path, byte_range.compression) as handle:
         position = 0
         if byte_range.start > 0:
             handle.seek(byte_range.start - 1)
@@ -132,6 +134,8 @@ def read_blocks(byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[LineB
                 pending = buffer[cut:]
                 del buffer[cut:]
                 data = buffer
+            if position == 0 and data[:3] == _UTF8_BOM:  # a byte-order mark is not part of the first record
+                data, position = data[3:], 3
             if end >= 0 and position + len(data) > end:
                 data, done = _lines_starting_before(data, end - position), True
             if not data:
@@ -152,7 +156,7 @@ def _read_after(handle, pending: bytes | bytearray, size: int) -> bytearray:
     buffer = bytearray(len(pending) + size)
     buffer[: len(pending)] = pending
     filled = len(pending)
-    readinto = getattr(handle, "readinto", None)  # Beam's decompressing reader has only read
+    readinto = getattr(handle, "readinto", None)  # the decompressing reader has only read
     with memoryview(buffer) as view:
         while filled < len(buffer):
             if readinto is not None:
@@ -196,8 +200,12 @@ def lines_before(byte_range: ByteRange, chunk_bytes: int = 8 << 20) -> int:
 
 
 def read_all(path: str) -> bytes:
-    with FileSystems.open(path, compression_type=compression_of(path)) as handle:
+    with open_source(path, compression_of(path)) as handle:
         return handle.read()
+
+
+__all__ = ["ByteRange", "DamagedSourceError", "SourceFile", "compression_of", "lines_before", "match_files", "read_all",
+           "read_blocks", "source_file", "split_ranges", "write_bytes"]
 
 
 def write_bytes(path: str, data: bytes) -> None:

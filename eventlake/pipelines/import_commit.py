@@ -47,7 +47,7 @@ class CommitPlan:
 
 
 def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict], errors: dict,
-                  catalog_errors: dict, catalog_products: int) -> dict:
+                  catalog_errors: dict, catalog_products: int, catalog_failure: str | None = None) -> dict:
     """Dedupe, commit and report; returns the summary (``status`` "ok" or "failed")."""
     records = sum(s["records"] for s in stats)
     summary = {
@@ -71,7 +71,8 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
     }
     _write_samples(plan, stats, errors, catalog_errors)
     written = [f for f in written if f.rows]  # dedupe may have emptied some
-    failure = _check_limits(plan, summary, catalog_products)
+    damaged = [s["failure"] for s in stats if s.get("failure")]
+    failure = catalog_failure or (damaged[0] if damaged else None) or _check_limits(plan, summary, catalog_products)
     if failure:
         delete_files(plan.store, [f.path for f in written])
         return _finish(plan, summary, failure)

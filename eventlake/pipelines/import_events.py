@@ -90,7 +90,7 @@ class _CommitFn(beam.DoFn):
         self._plan = plan
 
     def process(self, written, stats, errors, catalog_errors, catalog):
-        yield commit_import(self._plan, written, stats, errors, catalog_errors, catalog.products)
+        yield commit_import(self._plan, written, stats, errors, catalog_errors, catalog.products, catalog.failure)
 
 
 class ImportEvents(beam.PTransform):

@@ -120,7 +120,7 @@ class _CommitRejoinFn(beam.DoFn):
             catalog_products=catalog.products,
             catalog_errors=catalog_errors["count"],
         )
-        yield commit_rewrite(plan.commit, changes, summary)
+        yield commit_rewrite(plan.commit, changes, summary, refusal=catalog.failure)
 
 
 class RejoinEvents(beam.PTransform):

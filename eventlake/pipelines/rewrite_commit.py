@@ -41,11 +41,16 @@ class RewritePlan:
         return join_path(scratch_dir(self.store, self.run_id), "summary.json")
 
 
-def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, dry_run: bool = False) -> dict:
-    """Commit ``changes`` (unless ``dry_run``), complete ``summary`` and write it for the driver."""
+def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, dry_run: bool = False,
+                   refusal: str | None = None) -> dict:
+    """Commit ``changes`` (unless ``dry_run`` or a ``refusal``), complete ``summary``, write it for the driver."""
     rewritten = [c for c in changes if c.new is not None]
     vanished = [c.add["path"] for c in changes if c.vanished]
     summary.update(status="ok", version=None)
+    if refusal:
+        delete_files(plan.store, [c.new.path for c in rewritten if c.new.rows])
+        summary.update(status="failed", failure=refusal)
+        return _finish(plan, summary)
     for attempt in range(delta_log.MAX_COMMIT_ATTEMPTS):
         latest = delta_log.read_snapshot(plan.store)
         if any(info.get("eventlake", {}).get("run_id") == plan.run_id for info in latest.commits):

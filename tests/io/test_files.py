@@ -65,3 +65,14 @@ def test_lines_before_a_range_make_its_line_numbers_absolute(tmp_path):
                 for i in range(len(block)):
                     absolute = data[: int(block.offsets[i])].count(b"\n") + 1
                     assert block.line_numbers[i] + lines_before(r) == absolute
+
+
+@pytest.mark.parametrize("name", ["bom.jsonl", "bom.json.gz"])
+def test_a_byte_order_mark_is_not_part_of_the_first_record(tmp_path, name):
+    text = b"\xef\xbb\xbf" + b'{"eventType": "home-page-view", "visitorId": "v1", "eventTime": "2022-02-23T10:27:42Z"}\n'
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    ranges = split_ranges([SourceFile(str(path), path.stat().st_size, 0.0)], 1 << 20)
+    rows, errors, lines = records(ranges)
+    assert errors == [] and lines == 1
+    assert rows == [{"visitor_id": "v1", "source_offset": 3}]
