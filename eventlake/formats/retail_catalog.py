@@ -9,6 +9,7 @@ Invalid products are reported with file and line and left out.
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -19,7 +20,7 @@ import pyarrow.json as pj
 
 from eventlake.errors import error_record
 from eventlake.formats.arrow_util import camel_to_snake
-from eventlake.formats.lines import LineBlock
+from eventlake.formats.lines import LineBlock, loads_record
 from eventlake.schema import CATALOG_FIELD_TYPES
 
 _ROW_ERROR = re.compile(r"in row (\d+)")
@@ -176,21 +177,24 @@ def _checked(block, rows, table, fields, errors) -> tuple[np.ndarray, pa.Table]:
     return rows[~bad], pa.Table.from_arrays(columns, schema=schema)
 
 
-_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|inf|infinity)\s*$"
 
 
 def _numbers(column: pa.Array, path: str, reject) -> pa.Array:
-    """A price column as doubles; a string that is not a number is that product's error."""
-    if not pa.types.is_string(column.type):
-        return column
-    invalid = pc.and_(pc.is_valid(column), pc.invert(pc.match_substring_regex(column, _NUMBER)))
-    reject(invalid, path, "INVALID_TYPE", lambda i: f"{path} must be a number")
-    return pc.cast(pc.if_else(invalid, pa.scalar(None, pa.string()), column), pa.float64())
+    """A price column as doubles; a string that is not a number, or a number that is not finite
+    (bare ``NaN`` or the string ``"NaN"`` alike), is that product's error."""
+    if pa.types.is_string(column.type):
+        invalid = pc.and_(pc.is_valid(column), pc.invert(pc.match_substring_regex(column, _NUMBER, ignore_case=True)))
+        reject(invalid, path, "INVALID_TYPE", lambda i: f"{path} must be a number")
+        column = pc.cast(pc.if_else(invalid, pa.scalar(None, pa.string()), column), pa.float64())
+    not_finite = pc.invert(pc.is_finite(column))
+    reject(not_finite, path, "INVALID_VALUE", lambda i: f"{path} must be a finite number")
+    return pc.if_else(not_finite, pa.scalar(None, pa.float64()), column)
 
 
 def _product(raw: bytes, fields: tuple[str, ...]) -> dict:
     try:
-        product = orjson.loads(raw)
+        product = loads_record(raw)
     except orjson.JSONDecodeError as exc:
         raise ProductError("", "INVALID_JSON", f"line is not valid JSON: {exc}") from None
     if not isinstance(product, dict):
@@ -247,6 +251,9 @@ def _number(obj: dict, key: str, path: str):
     try:
         if isinstance(value, bool):
             raise ValueError
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise ProductError(path, "INVALID_TYPE", f"{path} must be a number") from None
+    if not math.isfinite(number):
+        raise ProductError(path, "INVALID_VALUE", f"{path} must be a finite number")
+    return number

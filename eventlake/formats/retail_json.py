@@ -20,7 +20,7 @@ import pyarrow.json as pj
 
 from eventlake.errors import error_record
 from eventlake.formats.arrow_util import camel_to_snake, convert, list_any, rows_where, snake_to_camel
-from eventlake.formats.lines import LineBlock
+from eventlake.formats.lines import LineBlock, loads_record
 from eventlake.schema import EVENT_SCHEMA, PARSED_SCHEMA
 
 # The dialect the fast path reads: Retail's proto3 JSON names, lists where Retail has repeated
@@ -81,7 +81,9 @@ _ROW_ERROR = re.compile(r"in row (\d+)")
 # Plain substring searches run at memory speed; other quirks (numbers as strings, snake_case,
 # other spacing) are still caught, by the reader's error or by unknown-field detection.
 # One scan of the whole block per marker: the name alone catches attributes with any spacing.
-_QUIRKS = (b'"productDetails":{', b'"productDetails": {', b'"attributes"')
+# Arrow's reader takes bare NaN and Infinity as numbers; the slow path rejects them as not finite.
+_QUIRKS = (b'"productDetails":{', b'"productDetails": {', b'"attributes"', b"NaN", b"Infinity")
+_SUB_MICROSECOND = r"(\.\d{6})\d{1,3}"
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 
 
@@ -269,7 +271,7 @@ def _read_slow(block: LineBlock, rows: np.ndarray, errors: list[dict]) -> tuple[
     kept, lines = [], []
     for i in rows:
         try:
-            record = orjson.loads(block.raw(i))
+            record = loads_record(block.raw(i))
         except orjson.JSONDecodeError as exc:
             errors.append(_error(block, i, "", "INVALID_JSON", f"line is not valid JSON: {exc}"))
             continue
@@ -430,7 +432,11 @@ def _reject(dialect, rows, bad, mask, field, block, errors, list_of: str | None 
 
 
 def _parse_times(text: pa.ChunkedArray, well_formed: pa.ChunkedArray) -> pa.Array:
+    """Times at microsecond precision: protobuf's JSON printer writes up to nine fraction digits,
+    and the digits past the sixth are cut off (truncated, never rounded up into the next second)."""
     text = pc.if_else(well_formed, text, pa.scalar(None, pa.string())).combine_chunks()
+    if pc.any(pc.match_substring_regex(text, _SUB_MICROSECOND)).as_py():
+        text = pc.replace_substring_regex(text, _SUB_MICROSECOND, r"\1")
     target = pa.timestamp("us", tz="UTC")
     try:
         return pc.cast(text, target)

@@ -65,3 +65,20 @@ def test_alternating_price_spellings_are_all_read():
     table, errors = parse_catalog_block(block_of(("\n".join(lines) + "\n").encode()), ("price",))
     assert not errors
     assert table.column("price").to_pylist() == [float(i) for i in range(50)]
+
+
+def test_not_finite_prices_are_refused_bare_quoted_or_line_by_line():
+    lines = [b'{"id": "a", "priceInfo": {"price": NaN}}', b'{"id": "b", "priceInfo": {"price": "NaN"}}',
+             b'{"id": "c", "priceInfo": {"price": Infinity}}', b'{"id": "d", "priceInfo": {"price": "-inf"}}',
+             b'{"id": "e", "priceInfo": {"price": 2}}']
+    table, errors = parse_catalog_block(block_of(b"\n".join(lines) + b"\n"), ("price",))
+    assert table.column("id").to_pylist() == ["e"]
+    assert sorted((e["line"], e["field"], e["reason"]) for e in errors) == [
+        (i, "priceInfo.price", "INVALID_VALUE") for i in range(1, 5)]
+    for raw in lines[:4]:
+        try:
+            _product(raw, ("price",))
+        except ProductError as exc:
+            assert exc.reason == "INVALID_VALUE"
+        else:
+            raise AssertionError(f"{raw!r} was accepted")

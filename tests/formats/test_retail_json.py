@@ -132,3 +132,33 @@ def test_attributes_with_any_spacing_parse_alike():
     batch, errors = parse(spaced, compact)
     assert errors == []
     assert batch.column("attributes").to_pylist() == [[{"key": "k", "value": {"text": ["x"], "numbers": None}}]] * 2
+
+
+PURCHASE = {"eventType": "purchase-complete", "productDetails": [{"product": {"id": "p"}, "quantity": 1}]}
+
+
+@pytest.mark.parametrize("spelling", [b"NaN", b'"NaN"', b"Infinity", b'"Infinity"', b"-Infinity", b'"-Infinity"'])
+def test_not_finite_numbers_are_refused_alike_bare_or_quoted(spelling):
+    raw = line(**PURCHASE).replace(b'"quantity": 1}]', b'"quantity": 1}], "purchaseTransaction": '
+                                   b'{"revenue": ' + spelling + b', "currencyCode": "USD"}')
+    batch, errors = parse(raw, line(visitorId="NaN"))  # a NaN in a string value is just text
+    assert batch.num_rows == 1 and batch.column("visitor_id").to_pylist() == ["NaN"]
+    assert [(e["field"], e["reason"]) for e in errors] == [("purchaseTransaction.revenue", "INVALID_VALUE")]
+    assert "finite" in errors[0]["message"]
+
+
+@pytest.mark.parametrize(("text", "stored"), [
+    ("2022-02-23T10:27:42.1234567Z", "2022-02-23T10:27:42.123456+00:00"),
+    ("2022-02-23T10:27:42.12345678+02:00", "2022-02-23T08:27:42.123456+00:00"),
+    ("2022-02-23T10:27:42.999999999Z", "2022-02-23T10:27:42.999999+00:00"),  # truncated, not rounded up
+    ("2022-02-23T10:27:42.5Z", "2022-02-23T10:27:42.500000+00:00"),
+])
+def test_up_to_nine_fraction_digits_are_stored_at_microseconds(text, stored):
+    batch, errors = parse(line(eventTime=text))
+    assert errors == []
+    assert batch.column("event_time")[0].as_py().isoformat() == stored
+
+
+def test_ten_fraction_digits_are_still_refused():
+    _, errors = parse(line(eventTime="2022-02-23T10:27:42.1234567890Z"))
+    assert [e["reason"] for e in errors] == ["INVALID_EVENT_TIME"]
