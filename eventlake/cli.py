@@ -1,7 +1,8 @@
 """``eventlake <job> ...``: flags and config -> a job run -> a readable summary and an exit code.
 
-Unknown flags are passed to Beam (``--runner``, ``--direct_num_workers``, ...). Expected
-failures print one line; ``--debug`` shows the traceback of unexpected ones.
+Flags the job does not define must be Beam's (``--runner``, ``--direct_num_workers``, ...);
+anything else is refused with the closest known flag. Expected failures print one line;
+``--debug`` shows the traceback of unexpected ones.
 """
 
 from __future__ import annotations
@@ -9,13 +10,59 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 
+from eventlake import __version__
 from eventlake.config import REJOIN_SCOPES, ConfigError, ImportConfig, PurgeConfig, RejoinConfig, load_config
+
+EXIT_CODES = """exit status: 0 the job did what it was asked (or found nothing to change); 1 it failed and
+the store is as it was; 2 a bad flag, config key or path; 130 interrupted (Ctrl-C)."""
+
+DESCRIPTION = f"""eventlake imports user-interaction events (Google Cloud Retail UserEvent JSON lines, plain or
+.gz/.bz2/.zst, from local disk, gs://, s3://) into a versioned event store, a Delta Lake table
+of Parquet files: every record is validated, joined against a product catalog and deduplicated,
+or kept as an error sample saying which line and field failed and why. rejoin, purge, history
+and vacuum maintain the store. Every job is an Apache Beam pipeline: it runs locally and,
+with --runner and that runner's options, on Dataflow, Flink or Spark.
+
+{EXIT_CODES}"""
+
+IMPORT_DESCRIPTION = f"""Import Retail UserEvent JSON lines (.json/.jsonl, optionally .gz/.bz2/.zst) into the store.
+Each record is stored, dropped as a duplicate or written as an error sample (google.rpc.Status
+JSON lines under <store>/_errors/<run id>/, or --errors DIR); files already imported are skipped
+unless --reimport. A run commits one new store version or nothing.
+
+{EXIT_CODES}"""
+
+REJOIN_DESCRIPTION = f"""Join stored events again against a new Retail Product catalog (JSON lines, optionally
+compressed) and rewrite only the files whose events changed. Invalid catalog lines are written
+as error samples under <store>/_errors/<run id>/. A run commits one new version or nothing.
+
+{EXIT_CODES}"""
+
+PURGE_DESCRIPTION = f"""Delete stored events matching a Retail purge filter (visitorId, userId, eventType, eventTime;
+AND-ed). Without --force it only counts; with --force it commits the deletion, removes the old
+files and every matching error sample, and records the filter with its values hashed.
+
+{EXIT_CODES}"""
+
+HISTORY_DESCRIPTION = f"""List the store's versions: when, which job, its parameters and counts.
+
+{EXIT_CODES}"""
+
+
+def _job_parser(sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=summary, description=description, allow_abbrev=False,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    # also after the job name; SUPPRESS keeps a --debug given before it
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and Beam's log")
+    return p
 
 
 def _import_parser(sub) -> None:
-    p = sub.add_parser("import", help="import Retail user-event files into the event store")
+    p = _job_parser(sub, "import", "import Retail user-event files into the event store", IMPORT_DESCRIPTION)
     p.add_argument("--events", action="append", help="event file or glob; repeat for more")
     p.add_argument("--catalog", help="Retail Product JSON lines")
     p.add_argument("--store", help="event store (Delta Lake table) location")
@@ -27,7 +74,7 @@ def _import_parser(sub) -> None:
 
 
 def _rejoin_parser(sub) -> None:
-    p = sub.add_parser("rejoin", help="join stored events again against a changed catalog")
+    p = _job_parser(sub, "rejoin", "join stored events again against a changed catalog", REJOIN_DESCRIPTION)
     p.add_argument("--store", help="event store (Delta Lake table) location")
     p.add_argument("--catalog", help="the new Retail Product JSON lines")
     p.add_argument("--scope", choices=REJOIN_SCOPES, help="which events: all (default), joined or unjoined")
@@ -36,7 +83,8 @@ def _rejoin_parser(sub) -> None:
 
 
 def _purge_parser(sub) -> None:
-    p = sub.add_parser("purge", help="delete stored events matching a filter (a dry run without --force)")
+    p = _job_parser(sub, "purge", "delete stored events matching a filter (a dry run without --force)",
+                    PURGE_DESCRIPTION)
     p.add_argument("--store", help="event store (Delta Lake table) location")
     p.add_argument("--filter", help='Retail filter, e.g. \'visitorId = "visitor1024"\'')
     p.add_argument("--force", action="store_true", default=None, help="delete for good; otherwise only count")
@@ -45,33 +93,83 @@ def _purge_parser(sub) -> None:
 
 
 def _history_parser(sub) -> None:
-    p = sub.add_parser("history", help="list the store's versions: time, job, parameters, counts")
+    p = _job_parser(sub, "history", "list the store's versions: time, job, parameters, counts", HISTORY_DESCRIPTION)
     p.add_argument("--store", required=True, help="event store (Delta Lake table) location")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="eventlake", description=__doc__.splitlines()[0])
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(prog="eventlake", description=DESCRIPTION, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"eventlake {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Beam's log")
-    sub = parser.add_subparsers(dest="job", required=True)
+    sub = parser.add_subparsers(dest="job", required=True, metavar="{import,rejoin,purge,history}")
     for add in (_import_parser, _rejoin_parser, _purge_parser, _history_parser):
         add(sub)
+    return parser, dict(sub.choices)
+
+
+class _Interrupt:
+    """Ctrl-C: stop quietly. Beam wraps the ``KeyboardInterrupt`` of a worker thread in its own
+    error and its workers log it; after the first interrupt nothing more is logged, and the flag
+    tells the wrapped error from a real failure."""
+
+    seen = False
+
+    @classmethod
+    def handle(cls, signum, frame):
+        cls.seen = True
+        logging.disable(logging.CRITICAL)
+        raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGINT, _Interrupt.handle)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("eventlake: interrupted; the store keeps whole versions only ('eventlake history' shows whether "
+              "this run committed one)", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
+    parser, jobs = build_parser()
     args, beam_args = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO if args.debug else logging.ERROR)
+    own_flags = {o for a in jobs[args.job]._actions for o in a.option_strings}  # noqa: SLF001
     # Beam is imported after logging is set, so that its import-time warnings stay quiet.
+    from eventlake.beam_flags import unknown_flag_message
     from eventlake.pipelines.running import JobError
 
     try:
-        print(_run(args, beam_args))
+        refusal = unknown_flag_message(beam_args, own_flags)
+        if refusal:
+            raise ConfigError(refusal)
+        output = _run(args, beam_args)
     except (ConfigError, JobError) as exc:
         print(f"eventlake {args.job}: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback behind --debug
+        if _Interrupt.seen:
+            raise KeyboardInterrupt from None
         if args.debug:
             raise
         print(f"eventlake {args.job}: failed: {_first_line(exc)} (run with --debug for details)", file=sys.stderr)
         return 1
+    _print_result(output)
     return 0
+
+
+def _print_result(output: str) -> None:
+    """Print what the job did. The job is done by now: a reader that closed the pipe early
+    (``eventlake import ... | head -1``) must not turn its success into a failure."""
+    try:
+        print(output)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail again
 
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> str:

@@ -1,0 +1,108 @@
+"""The command line: flags are checked before anything runs, help and version, and the way it ends."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from eventlake import __version__
+from eventlake.cli import build_parser, main
+from tests.pipelines.conftest import make_catalog, make_events
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    make_events(tmp_path / "events.jsonl", 200, bad_every=0)
+    make_catalog(tmp_path / "catalog.json")
+    return tmp_path
+
+
+def _import_args(tmp, *extra):
+    return ["import", "--events", str(tmp / "events.jsonl"), "--catalog", str(tmp / "catalog.json"),
+            "--store", str(tmp / "store"), *extra]
+
+
+@pytest.mark.parametrize(("flag", "suggestion"), [
+    (["--max-error-rate", "0"], "--max-error-ratio"),
+    (["--reimprot"], "--reimport"),
+    (["--direct_num_worker=2"], "--direct_num_workers"),
+])
+def test_a_mistyped_flag_is_refused_with_the_closest_known_one(inputs, capsys, flag, suggestion):
+    code = main(_import_args(inputs, *flag))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [f"eventlake import: unknown flag {flag[0].split('=')[0]}; did you mean {suggestion}?"]
+    assert not (inputs / "store").exists()
+
+
+def test_a_stray_word_and_a_bad_beam_value_are_refused(inputs, capsys):
+    assert main(_import_args(inputs, "typo")) == 2
+    assert "unexpected argument 'typo'" in capsys.readouterr().err
+    assert main(_import_args(inputs, "--direct_num_workers=two")) == 2
+    assert "--direct_num_workers" in capsys.readouterr().err
+    assert not (inputs / "store").exists()
+
+
+def test_beam_flags_still_pass_through(inputs, capsys):
+    code = main(_import_args(inputs, "--direct_num_workers=1", "--runner", "FnApiRunner"))
+    assert code == 0, capsys.readouterr().err
+
+
+def test_debug_is_accepted_after_the_job_name(inputs, capsys):
+    parser, _ = build_parser()
+    assert parser.parse_known_args(["import", "--debug"])[0].debug is True
+    assert parser.parse_known_args(["--debug", "import"])[0].debug is True
+    assert parser.parse_known_args(["import"])[0].debug is False
+    main(_import_args(inputs, "--debug"))
+    assert "unknown flag" not in capsys.readouterr().err
+
+
+def test_version_and_help_describe_the_tool(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"eventlake {__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "Delta Lake" in text and "exit status" in text and "130" in text
+    for job, words in (("import", "_errors"), ("rejoin", "catalog"), ("purge", "--force"), ("history", "versions")):
+        with pytest.raises(SystemExit):
+            main([job, "--help"])
+        text = capsys.readouterr().out
+        assert words in text and "exit status" in text, job
+
+
+def _eventlake(*args) -> list[str]:
+    return [sys.executable, "-m", "eventlake.cli", *args]
+
+
+def test_a_closed_stdout_after_the_commit_is_still_success(inputs):
+    process = subprocess.Popen(_eventlake(*_import_args(inputs)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # as `| head -0` does: the summary cannot be printed
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert b"Traceback" not in err
+    history = subprocess.run(_eventlake("history", "--json", "--store", str(inputs / "store")), capture_output=True,
+                             check=True)
+    assert [json.loads(line)["version"] for line in history.stdout.splitlines()] == [0]
+
+
+def test_ctrl_c_exits_130_with_one_line_and_no_version(tmp_path):
+    lines = [json.dumps({"eventType": "home-page-view", "visitorId": f"v{i}", "eventTime": "2024-03-01T10:00:00Z"})
+             for i in range(200_000)]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    make_catalog(tmp_path / "catalog.json")
+    process = subprocess.Popen(_eventlake(*_import_args(tmp_path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("the import finished before the interrupt arrived")
+    assert process.returncode == 130
+    assert len(err.decode().strip().splitlines()) == 1 and "interrupted" in err.decode()
+    assert not (tmp_path / "store" / "_delta_log").exists()
