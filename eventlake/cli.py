@@ -18,7 +18,7 @@ from eventlake import __version__
 from eventlake.config import REJOIN_SCOPES, ConfigError, ImportConfig, PurgeConfig, RejoinConfig, load_config
 
 EXIT_CODES = """exit status: 0 the job did what it was asked (or found nothing to change); 1 it failed and
-the store is as it was; 2 a bad flag, config key or path; 130 interrupted (Ctrl-C)."""
+the store is as it was; 2 a bad flag or config key; 130 interrupted (Ctrl-C)."""
 
 DESCRIPTION = f"""eventlake imports user-interaction events (Google Cloud Retail UserEvent JSON lines, plain or
 .gz/.bz2/.zst, from local disk, gs://, s3://) into a versioned event store, a Delta Lake table
@@ -70,6 +70,8 @@ def _import_parser(sub) -> None:
     p.add_argument("--summary", help="also write the summary JSON here")
     p.add_argument("--max-error-ratio", type=float, help="fail, committing nothing, above this error ratio")
     p.add_argument("--reimport", action="store_true", default=None, help="import files the store already has")
+    p.add_argument("--allow-missing", action="store_true", default=None,
+                   help="go on when an --events pattern matches no file (otherwise an error)")
     p.add_argument("--config", help="YAML job config (flags override it)")
 
 

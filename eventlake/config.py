@@ -1,12 +1,14 @@
 """Job settings: a small typed config, loaded from YAML and checked at start-up.
 
 Beam ``PipelineOptions`` carry runner flags only; everything the job itself needs lives here,
-with a default and a reason for each field. A bad key is named as ``file::key``.
+with a default and a reason for each field. A bad key is named as ``file::key``. Relative
+paths in a config file are relative to the file's own directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 import yaml
@@ -44,6 +46,8 @@ class ImportConfig:
     """Catalog fields copied into each stored product."""
     reimport: bool = False
     """Import files the store already has (their events then count as duplicates)."""
+    allow_missing: bool = False
+    """Go on when some ``events`` pattern matches no file (by default that is an error: a typo)."""
     split_bytes: int = 64 << 20
     """Uncompressed files larger than this are read in parallel byte ranges."""
     block_bytes: int = 8 << 20
@@ -139,11 +143,28 @@ def load_config(path: str | None, overrides: dict, kind: type = ImportConfig):
         for key, value in section.items():
             if key not in types:
                 raise ConfigError(f"{path}::{key}: unknown setting of {name}; known: {', '.join(types)}")
-            values[key] = _coerce(f"{path}::{key}", types[key], value)
+            values[key] = _relative_to(path, _coerce(f"{path}::{key}", types[key], value)) if key in PATH_SETTINGS \
+                else _coerce(f"{path}::{key}", types[key], value)
     for key, value in overrides.items():
         if value is not None:
             values[key] = _coerce(f"--{key.replace('_', '-')}", types[key], value)
     return kind(**values).check()
+
+
+PATH_SETTINGS = {"events", "catalog", "store", "errors", "summary"}
+
+
+def _relative_to(config_path: str, value):
+    """A relative local path in a config file means relative to that file, as in docker-compose
+    and dbt: a config then works from any working directory. Flags stay relative to the cwd."""
+    base = os.path.dirname(os.path.abspath(config_path))
+
+    def resolve(p: str) -> str:
+        if not p or "://" in p or os.path.isabs(p):
+            return p
+        return os.path.normpath(os.path.join(base, os.path.expanduser(p)))
+
+    return [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
 
 
 def _coerce(where: str, kind: str, value):

@@ -7,6 +7,8 @@ split and are read whole.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,6 +19,7 @@ from eventlake.formats.lines import LineBlock, split_lines
 from eventlake.io.decompress import DamagedSourceError, open_source
 from eventlake.memory import keep_large_blocks_off_the_heap
 
+_GLOB_CHARACTERS = re.compile(r"[*?\[]")
 _UTF8_BOM = b"\xef\xbb\xbf"
 COMPRESSION_BY_SUFFIX = {".gz": CompressionTypes.GZIP, ".bz2": CompressionTypes.BZIP2, ".zst": CompressionTypes.ZSTD}
 
@@ -49,10 +52,17 @@ def compression_of(path: str) -> str:
     return CompressionTypes.UNCOMPRESSED
 
 
+class InputPathError(ValueError):
+    """An input path names a directory, not files; the message says what to pass instead."""
+
+
 def match_files(patterns: list[str], suffixes: tuple[str, ...]) -> tuple[list[SourceFile], list[str]]:
     """Files matching any pattern whose names end in ``suffixes`` (before a compression suffix).
 
-    Returns the files (sorted, unique) and the patterns that matched nothing.
+    Returns the files (sorted, unique) and the patterns that matched nothing. A path that exists
+    is taken literally, even with glob characters in its name (``with space [1].json``); a
+    directory raises ``InputPathError``: taking every file under it would slurp catalogs,
+    samples and anything else that lives there.
     """
     files: dict[str, SourceFile] = {}
     unmatched = []
@@ -73,8 +83,14 @@ def source_file(path: str) -> SourceFile:
 
 
 def _matches(pattern: str) -> list[SourceFile]:
+    if pattern.endswith(("/", "\\")) or ("://" not in pattern and os.path.isdir(pattern)):
+        glob = pattern.rstrip("/\\") + "/*.jsonl"
+        raise InputPathError(f"{pattern} is a directory; pass a glob of the files in it, such as '{glob}'")
     try:
-        metadata = FileSystems.match([pattern])[0].metadata_list
+        if _GLOB_CHARACTERS.search(pattern) and FileSystems.exists(pattern):
+            metadata = [FileSystems.get_filesystem(pattern).metadata(pattern)]  # the file of that very name
+        else:
+            metadata = FileSystems.match([pattern])[0].metadata_list
     except Exception:  # Beam raises BeamIOError for a missing path; treat it as no match
         return []
     return [SourceFile(m.path, int(m.size_in_bytes), float(m.last_updated_in_seconds or 0.0)) for m in metadata]
@@ -204,7 +220,7 @@ def read_all(path: str) -> bytes:
         return handle.read()
 
 
-__all__ = ["ByteRange", "DamagedSourceError", "SourceFile", "compression_of", "lines_before", "match_files", "read_all",
+__all__ = ["ByteRange", "DamagedSourceError", "InputPathError", "SourceFile", "compression_of", "lines_before", "match_files", "read_all",
            "read_blocks", "source_file", "split_ranges", "write_bytes"]
 
 

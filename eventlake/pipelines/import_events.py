@@ -15,13 +15,14 @@ import apache_beam as beam
 from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import ByteRange, match_files, read_all, split_ranges, write_bytes
+from eventlake.io.files import ByteRange, read_all, split_ranges, write_bytes
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
 from eventlake.pipelines.running import (
     JobError,
     absolute,
     catalog_paths,
+    input_files,
     new_run_id,
     pipeline_options,
     prepare_run,
@@ -53,9 +54,11 @@ class ImportPlan:
 def plan_import(config: ImportConfig) -> ImportPlan:
     """Match files and read the store's log; raise ``JobError`` when there is nothing sane to do."""
     store = absolute(config.store)
-    files, unmatched = match_files(config.events, EVENT_SUFFIXES)
-    if unmatched and not files:
-        raise JobError(f"no event file matches {', '.join(unmatched)} (names must end in .json or .jsonl)")
+    files, unmatched = input_files(config.events, EVENT_SUFFIXES)
+    if unmatched and not (files and config.allow_missing):
+        hint = "; pass --allow-missing to import the other files without it" if files else ""
+        raise JobError(f"no event file matches {', '.join(unmatched)} (names must end in .json or .jsonl, optionally "
+                       f".gz, .bz2 or .zst){hint}")
     catalog = catalog_paths(config.catalog)
     snapshot = read_store(store, must_exist=False)
     done = set() if config.reimport else snapshot.imported_sources()

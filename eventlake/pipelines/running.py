@@ -11,7 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import match_files, write_bytes
+from eventlake.io.files import InputPathError, SourceFile, match_files, write_bytes
 from eventlake.io.object_store import MissingCredentials, check_credentials, delete_tree
 
 
@@ -57,9 +57,17 @@ def read_store(store: str, must_exist: bool = True) -> delta_log.Snapshot:
     return snapshot
 
 
+def input_files(patterns: list[str], suffixes: tuple[str, ...]) -> tuple[list[SourceFile], list[str]]:
+    """``match_files`` with a directory given as an input made a ``JobError``."""
+    try:
+        return match_files(patterns, suffixes)
+    except InputPathError as exc:
+        raise JobError(str(exc)) from None
+
+
 def catalog_paths(pattern: str) -> list[str]:
     """The catalog files a path or glob names; ``JobError`` when there are none."""
-    files, _ = match_files([pattern], (".json", ".jsonl"))
+    files, _ = input_files([pattern], (".json", ".jsonl"))
     if not files:
         raise JobError(f"cannot read the catalog {pattern}: no such .json or .jsonl file")
     return [f.path for f in files]

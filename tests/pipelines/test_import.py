@@ -13,6 +13,7 @@ from eventlake.io.delta_log import read_snapshot
 from tests.pipelines.conftest import (
     assert_counts_add_up,
     import_generated,
+    make_catalog,
     make_events,
     run,
     stored_rows,
@@ -139,7 +140,7 @@ def test_cli_failures_are_one_line_without_traceback(tmp_path, retail_data):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"eventlake import: no event file matches {tmp_path / 'nothing*.json'} "
-                                                  "(names must end in .json or .jsonl)"]
+                                                  "(names must end in .json or .jsonl, optionally .gz, .bz2 or .zst)"]
     assert not (tmp_path / "store").exists()
 
 
@@ -172,3 +173,34 @@ def test_an_import_committed_meanwhile_is_kept_and_its_events_not_stored_twice(g
     assert s["version"] == 1 and (s["stored"], s["duplicates"]) == (0, 686)
     assert_counts_add_up(s)
     assert len(stored_rows(generated / "store")) == 686
+
+
+def test_a_pattern_matching_nothing_fails_unless_allowed(generated, capsys):
+    tmp = generated
+    args = ["--catalog", tmp / "catalog.json", "--store", tmp / "store"]
+    assert run("--events", tmp / "events" / "a.jsonl", "--events", tmp / "events" / "typo.jsonl", *args) == 1
+    err = capsys.readouterr().err
+    assert "typo.jsonl" in err and "--allow-missing" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp / "store").exists()
+    assert run("--events", tmp / "events" / "a.jsonl", "--events", tmp / "events" / "typo.jsonl", "--allow-missing",
+               *args) == 0
+    assert len(stored_rows(tmp / "store")) > 0
+
+
+def test_a_directory_is_refused_with_a_glob_hint(generated, capsys):
+    for given in (generated / "events", f"{generated / 'events'}/"):
+        assert run("--events", given, "--catalog", generated / "catalog.json", "--store", generated / "store") == 1
+        err = capsys.readouterr().err
+        assert "is a directory" in err and "events/*.jsonl" in err
+    assert run("--events", generated / "events" / "a.jsonl", "--catalog", generated, "--store", generated / "store") == 1
+    assert "is a directory" in capsys.readouterr().err
+    assert not (generated / "store").exists()
+
+
+def test_a_path_that_exists_is_taken_literally_glob_characters_and_all(tmp_path):
+    make_events(tmp_path / "with space [1].json", 30, bad_every=0)
+    make_events(tmp_path / "with space 1.json", 30, start=30, bad_every=0)  # what [1] would match as a glob
+    make_catalog(tmp_path / "catalog.json")
+    assert run("--events", tmp_path / "with space [1].json", "--catalog", tmp_path / "catalog.json",
+               "--store", tmp_path / "store") == 0
+    assert {r["source_uri"] for r in stored_rows(tmp_path / "store")} == {str(tmp_path / "with space [1].json")}
