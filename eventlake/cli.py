@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser, jobs = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO if args.debug else logging.ERROR)
+    # Without --debug the user reads one line from us; Beam's error logs would repeat it in 40.
+    logging.basicConfig(level=logging.INFO if args.debug else logging.CRITICAL)
     own_flags = {o for a in jobs[args.job]._actions for o in a.option_strings}  # noqa: SLF001
     # Beam is imported after logging is set, so that its import-time warnings stay quiet.
     from eventlake.beam_flags import unknown_flag_message
@@ -197,7 +199,16 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
     return format_summary(run_purge(load_config(args.config, overrides, PurgeConfig), beam_args))
 
 
+_OS_ERROR = re.compile(r"\[Errno (\d+)\] ([^\[\]\n]+?)(?:: '([^']*)')?(?: \[while running|$)", re.MULTILINE)
+
+
 def _first_line(exc: Exception) -> str:
+    """The message of an unexpected failure in one line. An operating-system error (a full disk,
+    a permission) is said as such even when Beam has wrapped it in its own error."""
+    found = _OS_ERROR.search(str(exc))
+    if found:
+        where = f" ({found.group(3)})" if found.group(3) else ""
+        return f"{found.group(2).strip()}{where}"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[-1] if text else ''}"
 
@@ -215,8 +226,18 @@ def format_summary(summary: dict) -> str:
         rows.append((f"  error {reason}", count))
     for kind, count in {**summary.get("by_event_type", {}), **summary.get("purged_by_event_type", {})}.items():
         rows.append((f"  type {kind}", count))
+    if summary.get("note"):
+        rows.append(("note", summary["note"]))
     if summary.get("errors_path") and summary.get("errors"):
         rows.append(("error samples", summary["errors_path"]))
+    skipped = summary.get("skipped_paths") or []
+    for path in skipped[:5]:
+        rows.append(("  imported before", path))
+    if len(skipped) > 5:
+        rows.append(("  imported before", f"... and {len(skipped) - 5} more"))
+    if skipped:
+        rows.append(("note", f"{len(skipped)} files were imported before and skipped; --reimport imports them again "
+                             "(their events are dropped as duplicates)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {'-' if v is None else v}" for k, v in rows)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 
 import yaml
@@ -148,7 +149,20 @@ def load_config(path: str | None, overrides: dict, kind: type = ImportConfig):
     for key, value in overrides.items():
         if value is not None:
             values[key] = _coerce(f"--{key.replace('_', '-')}", types[key], value)
+    for key in PATH_SETTINGS & set(values):
+        values[key] = [_without_file_scheme(v) for v in values[key]] if isinstance(values[key], list) \
+            else _without_file_scheme(values[key])
     return kind(**values).check()
+
+
+def _without_file_scheme(path: str) -> str:
+    """``file:///data/x.json`` -> ``/data/x.json``: Beam's file systems know local paths, not file URLs."""
+    if not path.startswith("file:"):
+        return path
+    parsed = urllib.parse.urlparse(path)
+    if parsed.netloc not in ("", "localhost"):
+        raise ConfigError(f"{path}: a file:// URL must name a local path (file:///path)")
+    return urllib.parse.unquote(parsed.path)
 
 
 PATH_SETTINGS = {"events", "catalog", "store", "errors", "summary"}
@@ -160,7 +174,7 @@ def _relative_to(config_path: str, value):
     base = os.path.dirname(os.path.abspath(config_path))
 
     def resolve(p: str) -> str:
-        if not p or "://" in p or os.path.isabs(p):
+        if not p or "://" in p or p.startswith("file:") or os.path.isabs(p):
             return p
         return os.path.normpath(os.path.join(base, os.path.expanduser(p)))
 

@@ -16,8 +16,9 @@ import numpy as np
 from eventlake import __version__
 from eventlake.errors import to_status
 from eventlake.io import delta_log
+from eventlake.io.decompress import open_source
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import write_bytes
+from eventlake.io.files import compression_of, write_bytes
 from eventlake.io.store import WrittenFile, delete_files
 from eventlake.pipelines.running import scratch_dir
 from eventlake.schema import PARTITION_COLUMN, table_schema
@@ -33,12 +34,18 @@ class CommitPlan:
     errors_dir: str
     sources: list[dict]  # the files this run reads, as recorded in the log
     skipped_files: int
+    skipped_paths: list[str]  # files skipped as imported before
     catalog_fields: tuple[str, ...]
     max_error_ratio: float | None
     parameters: dict
     started: float
     base_version: int  # the store version the run's dedupe compares against
     source_index: dict[str, int]  # source path -> its rank, to keep the first copy of an event
+
+    @property
+    def errors_root(self) -> str:
+        """The folder of every run's error folder, where ``latest`` names the last run."""
+        return self.errors_dir.rstrip("/").rsplit("/", 1)[0]
 
     @property
     def temp_dir(self) -> str:
@@ -63,6 +70,7 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         "catalog_products": catalog_products,
         "catalog_errors": catalog_errors["count"],
         "skipped_files": plan.skipped_files,
+        "skipped_paths": plan.skipped_paths,
         "files": len(plan.sources),
         "data_files": 0,
         "by_event_type": {},
@@ -72,7 +80,8 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
     _write_samples(plan, stats, errors, catalog_errors)
     written = [f for f in written if f.rows]  # dedupe may have emptied some
     damaged = [s["failure"] for s in stats if s.get("failure")]
-    failure = catalog_failure or (damaged[0] if damaged else None) or _check_limits(plan, summary, catalog_products)
+    failure = (catalog_failure or (damaged[0] if damaged else None) or _check_limits(plan, summary, catalog_products)
+               or _check_all_bad_files(plan, stats, errors))
     if failure:
         delete_files(plan.store, [f.path for f in written])
         return _finish(plan, summary, failure)
@@ -109,6 +118,41 @@ def _check_limits(plan: CommitPlan, summary: dict, catalog_products: int) -> str
         return (f"{summary['errors']} of {summary['records']} records are errors ({ratio:.1%}), over the limit "
                 f"of {plan.max_error_ratio:.1%}; nothing was committed (samples in {plan.errors_dir})")
     return None
+
+
+def _check_all_bad_files(plan: CommitPlan, stats: list[dict], errors: dict) -> str | None:
+    """A file none of whose records is valid is almost always the wrong file or format, not bad
+    events: refuse it (unless the user set an error limit) so that it is not marked imported."""
+    if plan.max_error_ratio is not None:
+        return None
+    records: Counter = Counter()
+    for s in stats:
+        records[s["path"]] += s["records"]
+    by_source = errors.get("by_source", {})
+    bad = [p for p in sorted(records) if records[p] and by_source.get(p, 0) >= records[p]]
+    if not bad:
+        return None
+    more = f" (and {len(bad) - 1} more files)" if len(bad) > 1 else ""
+    return (f"{bad[0]}: none of its {records[bad[0]]} records is a valid event{more}; {likely_cause(bad[0])}. "
+            f"Nothing was committed; set --max-error-ratio to import such files anyway (samples in {plan.errors_dir})")
+
+
+def likely_cause(path: str) -> str:
+    """A guess at why no line of ``path`` is a Retail event, from its first bytes."""
+    try:
+        with open_source(path, compression_of(path)) as handle:
+            head = handle.read(4096)
+    except Exception:  # noqa: BLE001 - only a hint: the file was read once already
+        return "check its format"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        return "it looks UTF-16 or binary: eventlake reads UTF-8 JSON lines"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    first_line = text.split(b"\n", 1)[0].strip()
+    if text.startswith(b"["):
+        return "it looks like one JSON array: write one JSON object per line (JSON lines)"
+    if text.startswith(b"{") and not first_line.endswith(b"}"):
+        return "it looks like pretty-printed JSON: write each event on one line"
+    return "is it another format (CSV, Parquet, another system's events)? eventlake reads Retail UserEvent JSON lines"
 
 
 def _check_schema(plan: CommitPlan, snapshot: delta_log.Snapshot) -> None:
@@ -209,4 +253,5 @@ def _finish(plan: CommitPlan, summary: dict, failure: str | None) -> dict:
     summary["seconds"] = round(time.time() - plan.started, 3)
     summary["events_per_second"] = round(summary["records"] / summary["seconds"], 1) if summary["seconds"] else None
     write_bytes(join_path(plan.errors_dir, "summary.json"), json.dumps(summary, indent=2).encode())
+    write_bytes(join_path(plan.errors_root, "latest"), f"{plan.run_id}\n".encode())
     return summary

@@ -15,19 +15,21 @@ import apache_beam as beam
 from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import ByteRange, read_all, split_ranges, write_bytes
+from eventlake.io.files import ByteRange, read_all, split_ranges
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
 from eventlake.pipelines.running import (
     JobError,
     absolute,
     catalog_paths,
+    check_outputs,
     input_files,
     new_run_id,
     pipeline_options,
     prepare_run,
     read_store,
     remove_scratch,
+    write_summary_file,
 )
 from eventlake.schema import stored_schema
 from eventlake.transforms.catalog import ReadCatalog
@@ -64,7 +66,8 @@ def plan_import(config: ImportConfig) -> ImportPlan:
     done = set() if config.reimport else snapshot.imported_sources()
     new = [f for f in files if (f.path, f.size, f.mtime) not in done]
     run_id = new_run_id()
-    errors_dir = absolute(config.errors) if config.errors else join_path(store, "_errors", run_id)
+    errors_root = absolute(config.errors) if config.errors else join_path(store, "_errors")
+    errors_dir = join_path(errors_root, run_id)  # one folder per run: a second run never overwrites the first
     parameters = {
         "events": config.events,
         "catalog": config.catalog,
@@ -78,6 +81,7 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         errors_dir=errors_dir,
         sources=[f.as_log_entry() for f in new],
         skipped_files=len(files) - len(new),
+        skipped_paths=[f.path for f in files if (f.path, f.size, f.mtime) in done],
         catalog_fields=tuple(config.catalog_fields),
         max_error_ratio=config.max_error_ratio,
         parameters=parameters,
@@ -145,6 +149,7 @@ class ImportEvents(beam.PTransform):
 def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> dict:
     """Plan and run the import; return the summary. Raises ``JobError`` when it fails."""
     prepare_run(pipeline_args or [], [*config.events, config.catalog, config.store, config.errors, config.summary])
+    check_outputs(config.store, dirs={"errors": config.errors}, files={"summary": config.summary})
     plan = plan_import(config)
     if not plan.ranges:
         summary = _nothing_to_do(plan)
@@ -156,8 +161,7 @@ def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> 
         finally:
             remove_scratch(plan.commit.store, plan.commit.run_id)
         summary = json.loads(read_all(join_path(plan.commit.errors_dir, "summary.json")))
-    if config.summary:
-        write_bytes(absolute(config.summary), json.dumps(summary, indent=2).encode())
+    write_summary_file(summary, config.summary)
     if summary["status"] != "ok":
         raise JobError(summary["failure"])
     return summary
@@ -167,6 +171,7 @@ def _nothing_to_do(plan: ImportPlan) -> dict:
     return {
         "run_id": plan.commit.run_id, "status": "ok", "records": 0, "stored": 0, "joined": 0, "unjoined": 0,
         "duplicates": 0, "errors": 0, "errors_by_reason": {}, "skipped_files": plan.commit.skipped_files,
+        "skipped_paths": plan.commit.skipped_paths,
         "files": 0, "by_event_type": {}, "version": None, "seconds": round(time.time() - plan.commit.started, 3),
         "events_per_second": None,
     }

@@ -25,6 +25,7 @@ from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_
 from eventlake.pipelines.running import (
     absolute,
     catalog_paths,
+    check_outputs,
     finish_summary,
     new_run_id,
     prepare_run,
@@ -178,6 +179,7 @@ def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
 def run_rejoin(config: RejoinConfig, pipeline_args: list[str] | None = None) -> dict:
     """Plan and run the rejoin, planning again if a concurrent job rewrote the same files."""
     prepare_run(pipeline_args or [], [config.store, config.catalog, config.summary])
+    check_outputs(config.store, files={"summary": config.summary})
     summary = run_until_committed(lambda: plan_rejoin(config), execute_rejoin, pipeline_args)
     return finish_summary(summary, config.summary)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import uuid
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from eventlake.config import ConfigError
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import InputPathError, SourceFile, match_files, write_bytes
@@ -43,6 +45,42 @@ def prepare_run(pipeline_args: list[str], paths: list[str]) -> None:
         check_credentials(paths)
     except MissingCredentials as exc:
         raise JobError(str(exc)) from None
+
+
+def check_outputs(store: str, dirs: dict[str, str] | None = None, files: dict[str, str] | None = None) -> None:
+    """Before anything runs: every local place the job will write can be written.
+
+    A summary path that is a directory used to fail only after the commit had landed, so a run
+    that did its work exited 1. Each problem is a ``ConfigError`` naming the setting.
+    """
+    for key, path, want_dir in [("store", store, True), *((k, p, True) for k, p in (dirs or {}).items()),
+                                *((k, p, False) for k, p in (files or {}).items())]:
+        if not path or "://" in path:
+            continue  # object stores: credentials are checked, the rest shows when the job writes
+        path = os.path.abspath(path)
+        if os.path.isdir(path) and not want_dir:
+            raise ConfigError(f"{key}: {path} is a directory; give a file path")
+        if os.path.exists(path) and want_dir and not os.path.isdir(path):
+            raise ConfigError(f"{key}: {path} is a file, not a directory")
+        existing = path
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if existing != path and not os.path.isdir(existing):
+            raise ConfigError(f"{key}: cannot create {path}: {existing} is a file")
+        target = existing if os.path.isdir(existing) else os.path.dirname(existing)
+        if not os.access(target, os.W_OK):
+            raise ConfigError(f"{key}: cannot write under {target} (read-only or not permitted)")
+
+
+def write_summary_file(summary: dict, summary_path: str) -> None:
+    """Write the summary where the user asked. The job's work is done by now: a failure to write
+    it is a warning on stderr, not a failed run."""
+    if not summary_path:
+        return
+    try:
+        write_bytes(absolute(summary_path), json.dumps(summary, indent=2).encode())
+    except Exception as exc:  # noqa: BLE001 - any write failure; the job itself succeeded
+        print(f"eventlake: warning: could not write the summary to {summary_path}: {exc}", file=sys.stderr)
 
 
 def read_store(store: str, must_exist: bool = True) -> delta_log.Snapshot:
@@ -97,8 +135,7 @@ def remove_scratch(store: str, run_id: str) -> None:
 
 def finish_summary(summary: dict, summary_path: str) -> dict:
     """Write the summary where the user asked; raise ``JobError`` unless the job succeeded."""
-    if summary_path:
-        write_bytes(absolute(summary_path), json.dumps(summary, indent=2).encode())
+    write_summary_file(summary, summary_path)
     if summary["status"] == "conflict":
         raise JobError(f"{summary['failure']}; gave up after several attempts, run it again")
     if summary["status"] != "ok":

@@ -13,17 +13,19 @@ def _order(error: dict) -> tuple:
 
 
 class ErrorSummaryFn(beam.CombineFn):
-    """errors -> ``{"count", "by_reason", "samples"}``; samples are the first ``max_samples`` by position."""
+    """errors -> ``{"count", "by_reason", "by_source", "samples"}``; samples are the first ``max_samples``
+    by position. ``by_source`` counts per file, to tell a file with no valid record."""
 
     def __init__(self, max_samples: int):
         self._max = max_samples
 
     def create_accumulator(self):
-        return [0, Counter(), []]
+        return [0, Counter(), [], Counter()]
 
     def add_input(self, acc, error):
         acc[0] += 1
         acc[1][error["reason"]] += 1
+        acc[3][error["source"]] += 1
         # Keep the smallest positions: a max-heap of the kept ones via negated ordering.
         heapq.heappush(acc[2], (_Reverse(_order(error)), error))
         if len(acc[2]) > self._max:
@@ -31,19 +33,20 @@ class ErrorSummaryFn(beam.CombineFn):
         return acc
 
     def merge_accumulators(self, accumulators):
-        total, reasons, kept = 0, Counter(), []
-        for count, by_reason, samples in accumulators:
+        total, reasons, kept, sources = 0, Counter(), [], Counter()
+        for count, by_reason, samples, by_source in accumulators:
             total += count
             reasons.update(by_reason)
+            sources.update(by_source)
             for item in samples:
                 heapq.heappush(kept, item)
                 if len(kept) > self._max:
                     heapq.heappop(kept)
-        return [total, reasons, kept]
+        return [total, reasons, kept, sources]
 
     def extract_output(self, acc):
         samples = sorted((error for _, error in acc[2]), key=_order)
-        return {"count": acc[0], "by_reason": dict(acc[1]), "samples": samples}
+        return {"count": acc[0], "by_reason": dict(acc[1]), "by_source": dict(acc[3]), "samples": samples}
 
 
 def no_errors() -> dict:
@@ -56,7 +59,8 @@ def merge_summaries(summaries: list[dict], max_samples: int) -> dict:
     """Summaries of disjoint sets of errors -> the summary of their union, by the same sampling rule."""
     fn = ErrorSummaryFn(max_samples)
     accumulators = [
-        [s["count"], Counter(s["by_reason"]), [(_Reverse(_order(e)), e) for e in s["samples"]]] for s in summaries
+        [s["count"], Counter(s["by_reason"]), [(_Reverse(_order(e)), e) for e in s["samples"]],
+         Counter(s.get("by_source", {}))] for s in summaries
     ]
     return fn.extract_output(fn.merge_accumulators(accumulators))
 

@@ -97,3 +97,25 @@ def test_a_truncated_catalog_fails_the_import(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "catalog.json.gz" in err and "ends early" in err
     assert not (tmp_path / "store" / "_delta_log").exists()
+
+
+@pytest.mark.parametrize(("content", "cause"), [
+    (_events(20).decode().encode("utf-16"), "UTF-16"),
+    (json.dumps([json.loads(line) for line in _events(20).splitlines()]).encode(), "JSON array"),
+    (json.dumps(json.loads(_events(1).splitlines()[0]), indent=2).encode() * 3, "pretty-printed"),
+    (b"eventType,visitorId,eventTime\nsearch,v1,2024-03-01T10:00:00Z\n", "another format"),
+])
+def test_a_file_with_no_valid_record_fails_with_a_hint(tmp_path, catalog, capsys, content, cause):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "good.jsonl").write_bytes(_events(50))
+    (tmp_path / "in" / "odd.json").write_bytes(content)
+
+    code, err = _import(tmp_path, tmp_path / "in" / "*.json*", capsys)
+
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "odd.json" in err and cause in err and "--max-error-ratio" in err
+    assert not (tmp_path / "store" / "_delta_log").exists()
+    capsys.readouterr()
+    code = run("--events", tmp_path / "in" / "*.json*", "--catalog", tmp_path / "catalog.json",
+               "--store", tmp_path / "store", "--max-error-ratio", "1")
+    assert code == 0 and len(stored_rows(tmp_path / "store")) == 50  # an explicit limit lets it through

@@ -48,7 +48,8 @@ def test_google_invalid_sample_gives_three_stored_and_one_error_at_line_two(reta
     assert (s["stored"], s["joined"], s["errors"]) == (3, 3, 1)
     assert s["errors_by_reason"] == {"INVALID_EVENT_TYPE": 1}
     assert_counts_add_up(s)
-    [sample] = [json.loads(line) for line in (errors / "errors.jsonl").read_text().splitlines()]
+    assert (errors / "latest").read_text().strip() == s["run_id"]
+    [sample] = [json.loads(line) for line in (errors / s["run_id"] / "errors.jsonl").read_text().splitlines()]
     assert sample["code"] == 3
     detail = sample["details"][0]
     assert (detail["line"], detail["field"], detail["reason"]) == (2, "eventType", "INVALID_EVENT_TYPE")
@@ -64,7 +65,7 @@ def test_invalid_catalog_products_are_catalog_errors(retail_data, tmp_path):
                "--store", tmp_path / "store", "--errors", errors, "--summary", summary) == 0
     s = summary_of(summary)
     assert s["catalog_errors"] == 1 and s["catalog_products"] == 2
-    sample = json.loads((errors / "catalog_errors.jsonl").read_text())["details"][0]
+    sample = json.loads((errors / s["run_id"] / "catalog_errors.jsonl").read_text())["details"][0]
     assert (sample["line"], sample["field"], sample["reason"]) == (1, "availability", "INVALID_VALUE")
     assert s["unjoined"] == 1  # the detail-page-view's product is not in this small catalog
     row = next(r for r in stored_rows(tmp_path / "store") if r["event_type"] == "detail-page-view")
@@ -204,3 +205,27 @@ def test_a_path_that_exists_is_taken_literally_glob_characters_and_all(tmp_path)
     assert run("--events", tmp_path / "with space [1].json", "--catalog", tmp_path / "catalog.json",
                "--store", tmp_path / "store") == 0
     assert {r["source_uri"] for r in stored_rows(tmp_path / "store")} == {str(tmp_path / "with space [1].json")}
+
+
+def test_runs_sharing_an_errors_folder_each_keep_their_samples(generated):
+    errors = generated / "errors"
+    code, first = import_generated(generated, "--errors", errors)
+    assert code == 0 and first["errors"] > 0
+    code, second = import_generated(generated, "--errors", errors, "--reimport")
+    assert code == 0 and second["run_id"] != first["run_id"]
+    for s in (first, second):
+        assert s["errors_path"] == str(errors / s["run_id"])
+        lines = (errors / s["run_id"] / "errors.jsonl").read_text().splitlines()
+        assert len(lines) == s["errors"]
+    assert (errors / "latest").read_text().strip() == second["run_id"]
+
+
+def test_a_second_run_lists_the_files_it_skipped(generated, capsys):
+    import_generated(generated)
+    capsys.readouterr()
+    code, s = import_generated(generated)
+    assert code == 0 and s["skipped_files"] == 2
+    assert s["skipped_paths"] == sorted(str(p) for p in (generated / "events").glob("*.json*") if p.suffix != ".txt")
+    out = capsys.readouterr().out
+    assert "--reimport" in out and str(generated / "events" / "a.jsonl") in out
+
