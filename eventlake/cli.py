@@ -218,6 +218,7 @@ def format_summary(summary: dict) -> str:
     rows = []
     for key in ("dry_run", "records", "stored", "joined", "unjoined", "duplicates", "errors", "skipped_files", "files",
                 "scope", "events_in_scope", "rejoined", "newly_joined", "newly_unjoined", "events_changed", "purged",
+                "error_samples_removed",
                 "files_total", "files_scanned", "files_skipped", "files_rewritten", "catalog_products", "catalog_errors",
                 "version", "seconds", "events_per_second"):
         if key in summary:

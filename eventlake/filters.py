@@ -12,6 +12,7 @@ per-file event-time range and the joined count in the log), so that a purge read
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -102,10 +103,17 @@ class MissingCatalogItemsTerm:
 
 @dataclass(frozen=True)
 class EventFilter:
-    """A parsed filter: the AND of its terms."""
+    """A parsed filter: the AND of its terms.
+
+    ``redacted`` is the text as the store's log keeps it: each quoted value, and each bare value
+    of an identifying field, replaced by ``"sha256:<hex>"`` of the value. An erasure request
+    must not leave the erased id in the record of its erasure; an auditor who knows the id
+    can still check that it was purged.
+    """
 
     text: str
     terms: tuple
+    redacted: str = ""
 
     def expression(self) -> pc.Expression:
         """The filter as one Arrow expression over stored columns.
@@ -187,7 +195,20 @@ def parse_filter(text: str) -> EventFilter:
         raise FilterError(text or "", 0, "the filter is empty")
     if len(text) > MAX_FILTER_CHARS:
         raise FilterError(text, 0, f"the filter has {len(text)} characters, more than {MAX_FILTER_CHARS}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # bytes that were not UTF-8 on the command line
+        raise FilterError(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), exc.start,
+                          "the filter is not valid UTF-8") from None
     return _Parser(text).parse()
+
+
+IDENTIFYING_FIELDS = ("visitorId", "userId", "sessionId")
+
+
+def hashed_value(value: str) -> str:
+    """How the log names a filter value: ``sha256:`` and the hex digest of its UTF-8 bytes."""
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 class _Parser:
@@ -195,6 +216,14 @@ class _Parser:
         self.text = text
         self.tokens = list(self._tokenize(text))
         self.at = 0
+        self.secret: list[_Token] = []  # value tokens the redacted text hashes
+
+    def redacted(self) -> str:
+        out, at = [], 0
+        for token in sorted(set(self.secret), key=lambda t: t.position):
+            out += [self.text[at:token.position], f'"{hashed_value(token.value)}"']
+            at = token.position + len(token.text)
+        return "".join(out) + self.text[at:]
 
     def _tokenize(self, text: str):
         position = 0
@@ -228,7 +257,8 @@ class _Parser:
             if self.peek().kind == "word" and self.peek().text == "AND":
                 self.take()
             terms.append(self.term())
-        return EventFilter(self.text, tuple(terms))
+        self.secret += [t for t in self.tokens if t.kind == "string"]
+        return EventFilter(self.text, tuple(terms), self.redacted())
 
     def term(self):
         token = self.take()
@@ -257,8 +287,8 @@ class _Parser:
             self.fail(value, f"{value.text} is not an RFC 3339 time with a UTC offset, such as \"2012-04-23T18:25:43.511Z\"")
         try:
             time = _parse_time(value.value)
-        except ValueError:
-            self.fail(value, f"{value.text} is not a valid date and time")
+        except (ValueError, OverflowError):  # month 13; or past year 9999 once in UTC
+            self.fail(value, f"{value.text} is not a valid date and time between years 1 and 9999 in UTC")
         return TimeTerm(op.text, time)
 
     def equality_term(self, field: str) -> EqualityTerm:
@@ -286,5 +316,7 @@ class _Parser:
     def value(self, field: str) -> str:
         token = self.take()
         if token.kind == "string" or (token.kind == "word" and token.text not in ("AND", "OR", "NOT")):
+            if field in IDENTIFYING_FIELDS:
+                self.secret.append(token)
             return token.value
         self.fail(token, f"expected a value for {field}" + (" but the filter ended" if token.kind == "end" else ""))

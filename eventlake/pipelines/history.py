@@ -12,6 +12,7 @@ _HEADLINE = {
     "import": ("records", "stored", "duplicates", "errors"),
     "rejoin": ("rejoined", "newly_joined", "newly_unjoined", "files_rewritten"),
     "purge": ("purged", "files_scanned", "files_rewritten"),
+    "purge (audit)": ("purged", "files_scanned"),
 }
 
 
@@ -23,10 +24,13 @@ def store_history(store: str) -> list[dict]:
     entries = []
     for version, info in snapshot.history:
         ours = info.get("eventlake", {})
+        job = ours.get("job") or info.get("operation", "").lower()
+        if job == "purge" and not ours.get("counts", {}).get("files_rewritten"):
+            job = "purge (audit)"  # a forced purge that matched nothing: the request's record only
         entries.append({
             "version": version,
             "time": _iso(info.get("timestamp")),
-            "job": ours.get("job") or info.get("operation", "").lower(),
+            "job": job,
             "operation": info.get("operation"),
             "run_id": ours.get("run_id"),
             "parameters": ours.get("parameters", info.get("operationParameters", {})),

@@ -95,6 +95,10 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         written = [f for f in _drop_late_duplicates(plan, snapshot, checked, written) if f.rows]
         checked = snapshot
         _count(summary, written, records)
+        known = snapshot.imported_sources()
+        if not written and all((s["path"], int(s["size"]), float(s["mtime"])) in known for s in plan.sources):
+            summary["note"] = "nothing to change"  # every event a duplicate, every file recorded already
+            break
         actions = []
         if not snapshot.exists:
             schema = table_schema(plan.catalog_fields)

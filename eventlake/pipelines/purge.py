@@ -4,7 +4,9 @@ Without ``force`` it only counts what it would delete. The filter is parsed befo
 runs; its event-time bounds, the date partitions and the log's per-file statistics rule out
 files that cannot hold a match, so a purge of one day reads about that day's files. After the
 commit the superseded files are deleted, together with any file an earlier rewrite removed
-from the log but could not delete: no Parquet file under the store keeps a purged event.
+from the log but could not delete: no Parquet file under the store keeps a purged event, and
+no error sample under it does either (``purge_samples``). The log records the filter with its
+values hashed.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import pyarrow.compute as pc
 from eventlake.config import PurgeConfig
 from eventlake.filters import EQUALITY_FIELDS, EqualityTerm, EventFilter, FilterError, TimeTerm, parse_filter
 from eventlake.io.store import delete_files
+from eventlake.pipelines.purge_samples import purge_error_samples
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
     JobError,
     absolute,
+    check_outputs,
     finish_summary,
     new_run_id,
     prepare_run,
@@ -95,7 +99,7 @@ class _CommitPurgeFn(beam.DoFn):
             by_type.update(change.counts.get("by_event_type", {}))
         summary = {
             "run_id": plan.commit.run_id,
-            "filter": plan.config.filter,
+            "filter": plan.event_filter.redacted,  # the log keeps no purged id, not even in its counts
             "dry_run": not plan.config.force,
             "purged": sum(by_type.values()),
             "purged_by_event_type": dict(sorted(by_type.items())),
@@ -104,7 +108,13 @@ class _CommitPurgeFn(beam.DoFn):
             "files_rewritten": sum(1 for c in changes if c.changed),
             "bytes_scanned": sum(int(c.add.get("size", 0)) for c in changes),
         }
-        summary = commit_rewrite(plan.commit, changes, summary, dry_run=not plan.config.force)
+        # Samples first: a purge that then fails to commit has only removed diagnostics, and a rerun
+        # finds no sample left; a purge that committed has never left a sample behind.
+        summary["error_samples_removed"] = purge_error_samples(plan.commit.store, plan.event_filter,
+                                                               dry_run=not plan.config.force)
+        # A forced purge commits even when nothing matched: the erasure request needs its audit record.
+        summary = commit_rewrite(plan.commit, changes, summary, dry_run=not plan.config.force,
+                                 commit_unchanged=plan.config.force)
         if summary["status"] == "ok" and plan.config.force:
             delete_files(plan.commit.store, plan.leftovers)
         yield summary
@@ -138,7 +148,7 @@ def plan_purge(config: PurgeConfig) -> PurgePlan:
     snapshot = read_store(store)
     files = [add for _, add in sorted(snapshot.files.items())]
     candidates = [add for add in files if event_filter.may_match_file(add)]
-    parameters = {"filter": config.filter, "force": config.force}
+    parameters = {"filter": event_filter.redacted, "force": config.force}
     commit = RewritePlan("purge", "DELETE", new_run_id(), store, snapshot.version, parameters, time.time())
     return PurgePlan(config, commit, event_filter, candidates, len(files), sorted(snapshot.removed))
 
@@ -146,6 +156,7 @@ def plan_purge(config: PurgeConfig) -> PurgePlan:
 def run_purge(config: PurgeConfig, pipeline_args: list[str] | None = None) -> dict:
     """Plan and run the purge (a dry run unless ``config.force``); plan again after a conflict."""
     prepare_run(pipeline_args or [], [config.store, config.summary])
+    check_outputs(config.store, files={"summary": config.summary})
     summary = run_until_committed(lambda: plan_purge(config), execute_purge, pipeline_args)
     return finish_summary(summary, config.summary)
 

@@ -42,8 +42,12 @@ class RewritePlan:
 
 
 def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, dry_run: bool = False,
-                   refusal: str | None = None) -> dict:
-    """Commit ``changes`` (unless ``dry_run`` or a ``refusal``), complete ``summary``, write it for the driver."""
+                   refusal: str | None = None, commit_unchanged: bool = False) -> dict:
+    """Commit ``changes`` (unless ``dry_run`` or a ``refusal``), complete ``summary``, write it for the driver.
+
+    A run that changes no file commits nothing and says so (``note``), unless ``commit_unchanged``
+    (a forced purge records the request even when nothing matched).
+    """
     rewritten = [c for c in changes if c.new is not None]
     vanished = [c.add["path"] for c in changes if c.vanished]
     summary.update(status="ok", version=None)
@@ -69,6 +73,9 @@ def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, 
                 f"{len(gone)} of the files this {plan.job} rewrote were changed meanwhile by {', '.join(jobs)}"))
             return _finish(plan, summary)
         if dry_run:
+            return _finish(plan, summary)
+        if not rewritten and not commit_unchanged:
+            summary["note"] = "nothing to change"
             return _finish(plan, summary)
         actions = [remove_action(c.add) for c in rewritten]
         actions += [c.new.add_action() for c in rewritten if c.new.rows]

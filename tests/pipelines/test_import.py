@@ -103,6 +103,8 @@ def test_a_second_run_skips_imported_files_and_reimport_finds_only_duplicates(ge
     assert (redo["stored"], redo["duplicates"], redo["errors"]) == (0, 1176, 24)
     assert_counts_add_up(redo)
     assert len(stored_rows(generated / "store")) == 1176
+    assert redo["version"] is None and redo["note"] == "nothing to change"  # no empty commit
+    assert read_snapshot(str(generated / "store")).version == 0
 
 
 def test_duplicates_within_a_run_are_dropped_once(generated):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -151,7 +152,7 @@ def test_history_lists_every_version(store, capsys):
     capsys.readouterr()
     assert cli("history", "--store", store / "store", "--json") == 0
     entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(e["version"], e["job"]) for e in entries] == [(0, "import"), (1, "rejoin"), (2, "purge")]
+    assert [(e["version"], e["job"]) for e in entries] == [(0, "import"), (1, "rejoin"), (2, "purge (audit)")]
     assert entries[0]["counts"]["stored"] == 1176 and entries[1]["counts"]["newly_joined"] == 120
     assert entries[2]["parameters"] == {"filter": "eventType = search", "force": True}
     assert cli("history", "--store", store / "store") == 0
@@ -177,3 +178,88 @@ def test_a_rejoin_whose_files_a_purge_rewrote_meanwhile_refuses_to_commit(store)
     rows = stored_rows(store / "store")
     assert all(r["missing_product_ids"] == ["unknown"] for r in rows if not r["joined"])  # not rejoined
     assert len(parquet_rows(store / "store")) == len(rows)
+
+
+def _sha(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def test_a_forced_purge_erases_the_visitor_from_every_error_sample(tmp_path, capsys):
+    """The visitor's raw records sit in two runs' samples: as a bad event type and as broken JSON."""
+    make_catalog(tmp_path / "catalog.json")
+    good = {"eventType": "home-page-view", "eventTime": "2024-03-01T10:00:00Z"}
+    for run, name in enumerate(("first.jsonl", "second.jsonl")):
+        lines = [json.dumps({**good, "visitorId": f"w{run}-{i}"}) for i in range(20)]
+        lines += [json.dumps({**good, "eventType": "bogus", "visitorId": "secret-visitor"}),
+                  '{"eventType": "search", "visitorId": "secret-visitor", "eventTime": ',
+                  json.dumps({**good, "eventType": "bogus", "visitorId": f"other{run}"})]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        assert cli("import", "--events", tmp_path / name, "--catalog", tmp_path / "catalog.json",
+                   "--store", tmp_path / "store") == 0
+    store = tmp_path / "store"
+    assert _files_naming(store, "secret-visitor")
+
+    assert cli("purge", "--store", store, "--filter", 'visitorId = "secret-visitor"') == 0  # dry run: counts only
+    assert "error_samples_removed  4" in capsys.readouterr().out and _files_naming(store, "secret-visitor")
+    summary = tmp_path / "purge.json"
+    assert cli("purge", "--store", store, "--filter", 'visitorId = "secret-visitor"', "--force", "--summary", summary) == 0
+    assert json.loads(summary.read_text())["error_samples_removed"] == 4
+    assert _files_naming(store, "secret-visitor") == []
+    left = [line for p in store.glob("_errors/*/errors.jsonl") for line in p.read_text().splitlines()]
+    assert sorted(json.loads(line)["details"][0]["record"].split('"visitorId": ')[1][:7] for line in left) == [
+        '"other0', '"other1']
+    assert len(stored_rows(store)) == 40
+
+
+def _files_naming(store, text: str) -> list[str]:
+    """Every file under ``store`` whose bytes hold ``text`` (grep -rl), Parquet and log included."""
+    hits = []
+    for directory, _, files in os.walk(store):
+        for name in files:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as handle:
+                data = handle.read()
+            if text.encode() in data or (name.endswith(".parquet") and any(
+                    text in str(v) for v in pq.read_table(path).column("visitor_id").to_pylist())):
+                hits.append(path)
+    return hits
+
+
+def test_the_log_and_history_name_no_purged_value(store, capsys):
+    path = store / "store"
+    assert cli("purge", "--store", path, "--filter", 'visitorId = "v5" userId = v5 eventType = detail-page-view',
+               "--force") == 0
+    assert _files_naming(path, "v5\"") == [] and _files_naming(path, '"v5') == []
+    capsys.readouterr()
+    assert cli("history", "--store", path, "--json") == 0
+    entry = [json.loads(line) for line in capsys.readouterr().out.splitlines()][-1]
+    expected = f'visitorId = "{_sha("v5")}" userId = "{_sha("v5")}" eventType = detail-page-view'
+    assert entry["parameters"]["filter"] == expected and entry["counts"]["filter"] == expected
+
+
+def test_a_forced_purge_matching_nothing_still_records_the_request(store, capsys):
+    path = store / "store"
+    assert cli("purge", "--store", path, "--filter", 'visitorId = "nobody"', "--force") == 0
+    snapshot = read_snapshot(str(path))
+    assert snapshot.version == 1 and len(snapshot.files) == 3  # an audit entry, no data change
+    capsys.readouterr()
+    assert cli("history", "--store", path) == 0
+    assert "purge (audit)" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_a_rejoin_that_changes_nothing_commits_nothing(store, capsys):
+    assert cli("rejoin", "--store", store / "store", "--catalog", store / "catalog.json") == 0
+    assert "nothing to change" in capsys.readouterr().out
+    assert read_snapshot(str(store / "store")).version == 0
+
+
+@pytest.mark.parametrize(("raw", "words"), [
+    (os.fsdecode(b'visitorId = "\xff"'), "not valid UTF-8"),
+    ('eventTime > "9999-12-31T23:59:59-01:00"', "between years 1 and 9999"),
+])
+def test_filters_at_the_edges_are_one_line(store, capsys, raw, words):
+    assert cli("purge", "--store", store / "store", "--filter", raw, "--force") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err
+    assert read_snapshot(str(store / "store")).version == 0
+

@@ -1,0 +1,114 @@
+"""A forced purge also erases its events from the error samples kept under the store.
+
+Error samples hold the raw lines of records that were never stored; a visitor's purge must
+reach them too, or ``grep`` finds the purged id in an earlier run's ``errors.jsonl``. A sample
+goes when its record, read leniently, may match the filter: an identifying value (visitorId,
+userId, sessionId) the record cannot be parsed for counts as matched when the raw line holds
+it as a JSON string. Erring towards removal loses a diagnostic line; erring the other way keeps
+a purged person's data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from eventlake.filters import IDENTIFYING_FIELDS, EqualityTerm, EventFilter, MissingCatalogItemsTerm, TimeTerm
+from eventlake.formats.lines import loads_record
+from eventlake.io.delta_log import join_path
+from eventlake.io.files import read_all
+from eventlake.io.object_store import delete_paths
+
+SAMPLE_FILES = ("errors.jsonl",)  # catalog_errors.jsonl holds products, not events
+
+
+def sample_files(store: str) -> list[str]:
+    """Every error-sample file of every run under the store's ``_errors``."""
+    try:
+        found = FileSystems.match([join_path(store, "_errors", "*", name) for name in SAMPLE_FILES])
+    except Exception:  # noqa: BLE001 - no _errors folder yet
+        return []
+    return sorted(m.path for result in found for m in result.metadata_list)
+
+
+def purge_error_samples(store: str, event_filter: EventFilter, dry_run: bool) -> int:
+    """Remove (or, in a dry run, count) the samples whose record may match; returns how many."""
+    removed = 0
+    for path in sample_files(store):
+        lines = read_all(path).splitlines()
+        kept = [line for line in lines if line.strip() and not _sample_matches(event_filter, line)]
+        gone = sum(1 for line in lines if line.strip()) - len(kept)
+        removed += gone
+        if not gone or dry_run:
+            continue
+        if kept:
+            with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+                handle.write(b"\n".join(kept) + b"\n")
+        else:
+            delete_paths([path])
+    return removed
+
+
+def _sample_matches(event_filter: EventFilter, line: bytes) -> bool:
+    try:
+        details = json.loads(line)["details"][0]
+        raw = details["record"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False  # not a sample of ours
+    raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else b""
+    try:
+        record = loads_record(raw_bytes)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        return _raw_names_identity(event_filter, raw)
+    return all(_term_may_match(term, record) for term in event_filter.terms)
+
+
+def _raw_names_identity(event_filter: EventFilter, raw: str) -> bool:
+    """For a line that is not a JSON object: does it quote every identifying value the filter asks for?"""
+    identities = [t for t in event_filter.terms if isinstance(t, EqualityTerm) and t.field in IDENTIFYING_FIELDS
+                  and not t.negated]
+    return bool(identities) and all(
+        any(json.dumps(v) in raw or json.dumps(v, ensure_ascii=False) in raw for v in t.values) for t in identities)
+
+
+def _get(record: dict, *path: str):
+    value = record
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        snake = "".join("_" + c.lower() if c.isupper() else c for c in key)
+        value = value.get(key, value.get(snake))
+    return value
+
+
+def _term_may_match(term, record: dict) -> bool:
+    if isinstance(term, MissingCatalogItemsTerm):
+        return True  # never joined: it was never stored
+    if isinstance(term, TimeTerm):
+        text = _get(record, "eventTime")
+        try:
+            when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00").replace("z", "+00:00"))
+            when = when.astimezone(dt.timezone.utc) if when.tzinfo else None
+        except (ValueError, OverflowError):
+            when = None
+        if when is None:
+            return False
+        return {">": when > term.time, ">=": when >= term.time, "<": when < term.time, "<=": when <= term.time}[term.op]
+    if term.field == "productId":
+        details = _get(record, "productDetails")
+        details = [details] if isinstance(details, dict) else details if isinstance(details, list) else []
+        ids = {_get(d, "product", "id") for d in details if isinstance(d, dict)}
+        hit = bool(ids & set(term.values))
+    else:
+        path = {"eventType": ("eventType",), "visitorId": ("visitorId",), "userId": ("userInfo", "userId"),
+                "sessionId": ("sessionId",)}[term.field]
+        value = _get(record, *path)
+        if value is None:
+            return False
+        hit = str(value) in term.values
+    return not hit if term.negated else hit
