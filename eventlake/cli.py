@@ -39,7 +39,9 @@ unless --reimport. A run commits one new store version or nothing.
 
 REJOIN_DESCRIPTION = f"""Join stored events again against a new Retail Product catalog (JSON lines, optionally
 compressed) and rewrite only the files whose events changed. Invalid catalog lines are written
-as error samples under <store>/_errors/<run id>/. A run commits one new version or nothing.
+as error samples under <store>/_errors/<run id>/. A catalog with no valid product, or one that
+would unjoin over half of the joined events in scope (unless --allow-mass-unjoin), is refused.
+A run commits one new version or nothing.
 
 {EXIT_CODES}"""
 
@@ -81,6 +83,8 @@ def _rejoin_parser(sub) -> None:
     p.add_argument("--store", help="event store (Delta Lake table) location")
     p.add_argument("--catalog", help="the new Retail Product JSON lines")
     p.add_argument("--scope", choices=REJOIN_SCOPES, help="which events: all (default), joined or unjoined")
+    p.add_argument("--allow-mass-unjoin", action="store_true", default=None,
+                   help="commit even if over half of the joined events in scope would become unjoined")
     p.add_argument("--summary", help="also write the summary JSON here")
     p.add_argument("--config", help="YAML job config (flags override it)")
 
@@ -229,7 +233,7 @@ def format_summary(summary: dict) -> str:
         rows.append((f"  type {kind}", count))
     if summary.get("note"):
         rows.append(("note", summary["note"]))
-    if summary.get("errors_path") and summary.get("errors"):
+    if summary.get("errors_path") and (summary.get("errors") or summary.get("catalog_errors")):
         rows.append(("error samples", summary["errors_path"]))
     skipped = summary.get("skipped_paths") or []
     for path in skipped[:5]:

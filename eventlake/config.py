@@ -89,6 +89,8 @@ class RejoinConfig:
     catalog fields), or ``all``, as Retail's ``UserEventRejoinScope``."""
     summary: str = ""
     """Also write the run summary as JSON here."""
+    allow_mass_unjoin: bool = False
+    """Commit even when more than half of the joined events in scope would become unjoined."""
 
     def check(self) -> RejoinConfig:
         if not self.store:

@@ -97,6 +97,21 @@ def delete_paths(paths: list[str]) -> None:
                 pass
 
 
+def list_tree(root: str) -> dict[str, tuple[int, float]]:
+    """Every file under ``root`` (recursively): path relative to ``root`` -> (size, modified time)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    prefix = root.rstrip("/") + "/"
+    try:
+        found = FileSystems.match([prefix + "**"])[0].metadata_list
+    except Exception as exc:  # noqa: BLE001 - BeamIOError wraps a missing root
+        if not FileSystems.exists(root.rstrip("/")):
+            return {}
+        raise exc
+    return {m.path[len(prefix):]: (int(m.size_in_bytes), float(m.last_updated_in_seconds or 0.0))
+            for m in found if m.path.startswith(prefix)}
+
+
 def delete_tree(path: str) -> None:
     """Remove a directory (a prefix, on object storage) and everything under it."""
     if scheme(path) == "gs":

@@ -22,6 +22,7 @@ from eventlake.pipelines.running import (
     JobError,
     absolute,
     catalog_paths,
+    check_intact,
     check_outputs,
     input_files,
     new_run_id,
@@ -63,6 +64,7 @@ def plan_import(config: ImportConfig) -> ImportPlan:
                        f".gz, .bz2 or .zst){hint}")
     catalog = catalog_paths(config.catalog)
     snapshot = read_store(store, must_exist=False)
+    check_intact(store, snapshot)
     done = set() if config.reimport else snapshot.imported_sources()
     new = [f for f in files if (f.path, f.size, f.mtime) not in done]
     run_id = new_run_id()

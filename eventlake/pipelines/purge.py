@@ -27,6 +27,7 @@ from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_
 from eventlake.pipelines.running import (
     JobError,
     absolute,
+    check_intact,
     check_outputs,
     finish_summary,
     new_run_id,
@@ -146,6 +147,7 @@ def plan_purge(config: PurgeConfig) -> PurgePlan:
         raise JobError(str(exc)) from None
     store = absolute(config.store)
     snapshot = read_store(store)
+    check_intact(store, snapshot)
     files = [add for _, add in sorted(snapshot.files.items())]
     candidates = [add for add in files if event_filter.may_match_file(add)]
     parameters = {"filter": event_filter.redacted, "force": config.force}

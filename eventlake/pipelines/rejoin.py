@@ -18,13 +18,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.config import RejoinConfig
-from eventlake.errors import ERRORS
+from eventlake.errors import ERRORS, to_status
 from eventlake.io import delta_log
+from eventlake.io.delta_log import join_path
+from eventlake.io.files import write_bytes
 from eventlake.io.store import file_joined_rows, file_rows
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
     absolute,
     catalog_paths,
+    check_intact,
     check_outputs,
     finish_summary,
     new_run_id,
@@ -40,7 +43,8 @@ from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
 from eventlake.transforms.summarize import ErrorSummaryFn, no_errors
 
 JOIN_COLUMNS = ["product_details", "joined", "missing_product_ids"]
-COUNTS = ("events_in_scope", "rejoined", "newly_joined", "newly_unjoined", "changed")
+COUNTS = ("events_in_scope", "joined_in_scope", "rejoined", "newly_joined", "newly_unjoined", "changed")
+MAX_SAMPLES = 1000
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class RejoinRows:
         differs = pc.not_equal(content_keys(old, tuple(JOIN_COLUMNS)), content_keys(new, tuple(JOIN_COLUMNS)))
         return {
             "events_in_scope": int(in_scope.sum()),
+            "joined_in_scope": int((in_scope & was).sum()),
             "rejoined": int((in_scope & now).sum()),
             "newly_joined": int((in_scope & ~was & now).sum()),
             "newly_unjoined": int((in_scope & was & ~now).sum()),
@@ -121,7 +126,32 @@ class _CommitRejoinFn(beam.DoFn):
             catalog_products=catalog.products,
             catalog_errors=catalog_errors["count"],
         )
-        yield commit_rewrite(plan.commit, changes, summary, refusal=catalog.failure)
+        if catalog_errors["count"]:
+            summary["errors_path"] = write_catalog_samples(plan.commit, catalog_errors)
+        yield commit_rewrite(plan.commit, changes, summary, refusal=catalog.failure or refusal(plan, summary))
+
+
+def refusal(plan: RejoinPlan, summary: dict) -> str | None:
+    """Why this rejoin must not commit: a catalog that would unjoin most of the store is far
+    more often a broken export than a real change (the import refuses such a catalog too)."""
+    where = f" (samples in {summary['errors_path']})" if summary.get("errors_path") else ""
+    if summary["catalog_products"] == 0:
+        return f"the catalog has no valid product ({summary['catalog_errors']} invalid lines{where}); nothing was changed"
+    joined, lost = summary["joined_in_scope"], summary["newly_unjoined"]
+    if joined and lost * 2 > joined and not plan.config.allow_mass_unjoin:
+        return (f"this catalog would unjoin {lost} of the {joined} joined events in scope ({lost / joined:.0%}); "
+                "nothing was changed. Pass --allow-mass-unjoin if those products really left the catalog")
+    return None
+
+
+def write_catalog_samples(commit: RewritePlan, catalog_errors: dict) -> str:
+    """The rejoin's invalid catalog lines, as the import writes them: <store>/_errors/<run id>/."""
+    root = join_path(commit.store, "_errors")
+    folder = join_path(root, commit.run_id)
+    lines = [json.dumps(to_status(e), ensure_ascii=False) for e in catalog_errors["samples"]]
+    write_bytes(join_path(folder, "catalog_errors.jsonl"), ("\n".join(lines) + "\n").encode())
+    write_bytes(join_path(root, "latest"), f"{commit.run_id}\n".encode())
+    return folder
 
 
 class RejoinEvents(beam.PTransform):
@@ -135,7 +165,7 @@ class RejoinEvents(beam.PTransform):
         plan, commit = self._plan, self._plan.commit
         catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, plan.catalog_fields,
                                                         scratch_dir(commit.store, commit.run_id))
-        catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(0)).without_defaults()
+        catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(MAX_SAMPLES)).without_defaults()
         products = beam.pvalue.AsSingleton(catalog["products"])
         return (
             pbegin
@@ -166,6 +196,7 @@ def in_scope(add: dict, scope: str) -> bool:
 def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
     store = absolute(config.store)
     snapshot = read_store(store)
+    check_intact(store, snapshot)
     catalog = catalog_paths(config.catalog)
     files = [add for _, add in sorted(snapshot.files.items())]
     scanned = [add for add in files if in_scope(add, config.scope)]

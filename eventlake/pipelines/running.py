@@ -14,7 +14,7 @@ from eventlake.config import ConfigError
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import InputPathError, SourceFile, match_files, write_bytes
-from eventlake.io.object_store import MissingCredentials, check_credentials, delete_tree
+from eventlake.io.object_store import MissingCredentials, check_credentials, delete_tree, list_tree
 
 
 class JobError(RuntimeError):
@@ -101,6 +101,19 @@ def input_files(patterns: list[str], suffixes: tuple[str, ...]) -> tuple[list[So
         return match_files(patterns, suffixes)
     except InputPathError as exc:
         raise JobError(str(exc)) from None
+
+
+def check_intact(store: str, snapshot: delta_log.Snapshot) -> None:
+    """``JobError`` when a data file the current version references is missing: committing on
+    top of a damaged table would hide the loss (and ``--reimport`` would store the events twice)."""
+    if not snapshot.files:
+        return
+    present = list_tree(store)
+    missing = sorted(p for p in snapshot.files if p not in present)
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise JobError(f"the store {store} is damaged: its data file {missing[0]}{more} is missing; restore it "
+                       "from a backup (nothing was changed)")
 
 
 def catalog_paths(pattern: str) -> list[str]:

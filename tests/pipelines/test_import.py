@@ -231,3 +231,19 @@ def test_a_second_run_lists_the_files_it_skipped(generated, capsys):
     out = capsys.readouterr().out
     assert "--reimport" in out and str(generated / "events" / "a.jsonl") in out
 
+
+
+def test_every_job_refuses_a_store_whose_data_file_is_missing(generated, capsys):
+    import_generated(generated)
+    store = generated / "store"
+    lost = sorted(read_snapshot(str(store)).files)[0]
+    (store / lost).unlink()
+    capsys.readouterr()
+    for job in (["import", "--events", generated / "events" / "*.json*", "--catalog", generated / "catalog.json",
+                 "--reimport"],
+                ["rejoin", "--catalog", generated / "catalog.json"],
+                ["purge", "--filter", 'visitorId = "v1"', "--force"]):
+        assert main([str(a) for a in job] + ["--store", str(store)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is damaged" in err and lost in err, job
+    assert read_snapshot(str(store)).version == 0

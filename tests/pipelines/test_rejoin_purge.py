@@ -263,3 +263,28 @@ def test_filters_at_the_edges_are_one_line(store, capsys, raw, words):
     assert err.count("\n") == 1 and words in err and "Traceback" not in err
     assert read_snapshot(str(store / "store")).version == 0
 
+
+
+@pytest.mark.parametrize("content", ["", '{"id": ""}\n{"title": "no id"}\n'])
+def test_a_rejoin_with_no_valid_product_is_refused_and_changes_nothing(store, capsys, content):
+    (store / "empty.json").write_text(content)
+    before = sorted(read_snapshot(str(store / "store")).files)
+    assert cli("rejoin", "--store", store / "store", "--catalog", store / "empty.json") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no valid product" in err
+    assert sorted(read_snapshot(str(store / "store")).files) == before and read_snapshot(str(store / "store")).version == 0
+    if content:  # the invalid lines are samples, as in import
+        [folder] = [p for p in (store / "store" / "_errors").iterdir() if p.name in err]
+        samples = [json.loads(line) for line in (folder / "catalog_errors.jsonl").read_text().splitlines()]
+        assert [s["details"][0]["line"] for s in samples] == [1, 2]
+
+
+def test_a_rejoin_that_would_unjoin_most_events_needs_allow_mass_unjoin(store, capsys):
+    few = write_catalog(store / "few.json", {"p1": "One", "p2": "Two"})
+    assert cli("rejoin", "--store", store / "store", "--catalog", few) == 1
+    err = capsys.readouterr().err
+    assert "--allow-mass-unjoin" in err and "of the 1056 joined events in scope" in err
+    assert read_snapshot(str(store / "store")).version == 0
+    assert cli("rejoin", "--store", store / "store", "--catalog", few, "--allow-mass-unjoin") == 0
+    rows = stored_rows(store / "store")
+    assert {r["product_details"][0]["product"]["id"] for r in rows if r["joined"]} == {"p1", "p2"}
