@@ -51,6 +51,13 @@ files and every matching error sample, and records the filter with its values ha
 
 {EXIT_CODES}"""
 
+VACUUM_DESCRIPTION = f"""Remove every file under the store that no current version references: superseded files a
+purge or rejoin was killed before deleting, data files and _tmp/ scratch of failed or killed
+runs, half-written log temporaries. Files of runs still in progress and error samples are
+kept. Every job does this first by itself; --dry-run lists what would go.
+
+{EXIT_CODES}"""
+
 HISTORY_DESCRIPTION = f"""List the store's versions: when, which job, its parameters and counts.
 
 {EXIT_CODES}"""
@@ -110,8 +117,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"eventlake {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Beam's log")
-    sub = parser.add_subparsers(dest="job", required=True, metavar="{import,rejoin,purge,history}")
-    for add in (_import_parser, _rejoin_parser, _purge_parser, _history_parser):
+    sub = parser.add_subparsers(dest="job", required=True, metavar="{import,rejoin,purge,history,vacuum}")
+    for add in (_import_parser, _rejoin_parser, _purge_parser, _history_parser, _vacuum_parser):
         add(sub)
     return parser, dict(sub.choices)
 
@@ -128,6 +135,13 @@ class _Interrupt:
         cls.seen = True
         logging.disable(logging.CRITICAL)
         raise KeyboardInterrupt
+
+
+def _vacuum_parser(sub) -> None:
+    p = _job_parser(sub, "vacuum", "remove files no version references (leftovers of failed or killed runs)",
+                    VACUUM_DESCRIPTION)
+    p.add_argument("--store", required=True, help="event store (Delta Lake table) location")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +203,12 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
             raise ConfigError(f"unknown arguments: {' '.join(beam_args)}")
         entries = store_history(args.store)
         return "\n".join(json.dumps(e) for e in entries) if args.json else format_history(entries)
+    if args.job == "vacuum":
+        from eventlake.pipelines.vacuum import vacuum
+
+        if beam_args:
+            raise ConfigError(f"unknown arguments: {' '.join(beam_args)}")
+        return format_vacuum(vacuum(args.store, dry_run=args.dry_run))
     overrides = {k: v for k, v in vars(args).items() if k not in ("job", "config", "debug")}
     if args.job == "import":
         from eventlake.pipelines.import_events import run_import
@@ -217,6 +237,13 @@ def _first_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}"
 
 
+def format_vacuum(summary: dict) -> str:
+    verb = "would remove" if summary["dry_run"] else "removed"
+    lines = [format_summary({k: v for k, v in summary.items() if k != "paths"})]
+    lines += [f"{verb}  {path}" for path in summary["paths"]]
+    return "\n".join(lines)
+
+
 def format_summary(summary: dict) -> str:
     """The summary as an aligned two-column table."""
     rows = []
@@ -224,7 +251,8 @@ def format_summary(summary: dict) -> str:
                 "scope", "events_in_scope", "rejoined", "newly_joined", "newly_unjoined", "events_changed", "purged",
                 "error_samples_removed",
                 "files_total", "files_scanned", "files_skipped", "files_rewritten", "catalog_products", "catalog_errors",
-                "version", "seconds", "events_per_second"):
+                "superseded", "unreferenced", "scratch", "log_temps", "files_removed", "bytes_removed",
+                "leftovers_removed", "version", "seconds", "events_per_second"):
         if key in summary:
             rows.append((key, summary[key]))
     for reason, count in summary.get("errors_by_reason", {}).items():

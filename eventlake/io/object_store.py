@@ -19,6 +19,8 @@ import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
+from eventlake.faults import fault_point
+
 
 class CommitConflict(RuntimeError):
     """Another writer created the object first."""
@@ -71,6 +73,7 @@ def _put_if_absent_local(path: str, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+    fault_point("log-temp-written")
     try:
         os.link(temp, path)  # atomic, and fails when the path exists: a reader never sees half a file
     except FileExistsError:

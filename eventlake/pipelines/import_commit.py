@@ -15,6 +15,7 @@ import numpy as np
 
 from eventlake import __version__
 from eventlake.errors import to_status
+from eventlake.faults import fault_point
 from eventlake.io import delta_log
 from eventlake.io.decompress import open_source
 from eventlake.io.delta_log import join_path
@@ -41,6 +42,7 @@ class CommitPlan:
     started: float
     base_version: int  # the store version the run's dedupe compares against
     source_index: dict[str, int]  # source path -> its rank, to keep the first copy of an event
+    leftovers_removed: int = 0  # files of earlier runs this run's first step cleaned up
 
     @property
     def errors_root(self) -> str:
@@ -76,6 +78,7 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         "by_event_type": {},
         "version": None,
         "errors_path": plan.errors_dir,
+        "leftovers_removed": plan.leftovers_removed,
     }
     _write_samples(plan, stats, errors, catalog_errors)
     written = [f for f in written if f.rows]  # dedupe may have emptied some
@@ -105,8 +108,10 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
             actions += [delta_log.protocol_action(), delta_log.metadata_action(schema, [PARTITION_COLUMN])]
         actions += [f.add_action() for f in written if f.rows]
         actions.append(_commit_info(plan, summary, snapshot.version + 1))
+        fault_point("import-before-commit")
         if delta_log.try_commit(plan.store, snapshot.version + 1, actions, attempt):
             summary["version"] = snapshot.version + 1
+            fault_point("import-after-commit")
             break
     else:
         delete_files(plan.store, [f.path for f in written if f.rows])

@@ -16,13 +16,13 @@ from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import ByteRange, read_all, split_ranges
+from eventlake.io.run_marks import mark_alive
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
 from eventlake.pipelines.running import (
     JobError,
     absolute,
     catalog_paths,
-    check_intact,
     check_outputs,
     input_files,
     new_run_id,
@@ -32,6 +32,7 @@ from eventlake.pipelines.running import (
     remove_scratch,
     write_summary_file,
 )
+from eventlake.pipelines.vacuum import tidy_store
 from eventlake.schema import stored_schema
 from eventlake.transforms.catalog import ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
@@ -64,10 +65,11 @@ def plan_import(config: ImportConfig) -> ImportPlan:
                        f".gz, .bz2 or .zst){hint}")
     catalog = catalog_paths(config.catalog)
     snapshot = read_store(store, must_exist=False)
-    check_intact(store, snapshot)
+    tidied = tidy_store(store, snapshot)
     done = set() if config.reimport else snapshot.imported_sources()
     new = [f for f in files if (f.path, f.size, f.mtime) not in done]
     run_id = new_run_id()
+    mark_alive(store, run_id)  # before it writes anything: another job's clean-up leaves its files be
     errors_root = absolute(config.errors) if config.errors else join_path(store, "_errors")
     errors_dir = join_path(errors_root, run_id)  # one folder per run: a second run never overwrites the first
     parameters = {
@@ -90,6 +92,7 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         started=time.time(),
         base_version=snapshot.version,
         source_index={f.path: i for i, f in enumerate(new)},
+        leftovers_removed=tidied["files_removed"],
     )
     return ImportPlan(config, split_ranges(new, config.split_bytes), catalog, commit)
 
@@ -174,6 +177,6 @@ def _nothing_to_do(plan: ImportPlan) -> dict:
         "run_id": plan.commit.run_id, "status": "ok", "records": 0, "stored": 0, "joined": 0, "unjoined": 0,
         "duplicates": 0, "errors": 0, "errors_by_reason": {}, "skipped_files": plan.commit.skipped_files,
         "skipped_paths": plan.commit.skipped_paths,
-        "files": 0, "by_event_type": {}, "version": None, "seconds": round(time.time() - plan.commit.started, 3),
+        "files": 0, "by_event_type": {}, "version": None, "leftovers_removed": plan.commit.leftovers_removed, "seconds": round(time.time() - plan.commit.started, 3),
         "events_per_second": None,
     }

@@ -21,19 +21,20 @@ import pyarrow.compute as pc
 
 from eventlake.config import PurgeConfig
 from eventlake.filters import EQUALITY_FIELDS, EqualityTerm, EventFilter, FilterError, TimeTerm, parse_filter
+from eventlake.io.run_marks import mark_alive
 from eventlake.io.store import delete_files
 from eventlake.pipelines.purge_samples import purge_error_samples
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
     JobError,
     absolute,
-    check_intact,
     check_outputs,
     finish_summary,
     new_run_id,
     prepare_run,
     read_store,
 )
+from eventlake.pipelines.vacuum import tidy_store
 from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
 
 
@@ -147,11 +148,14 @@ def plan_purge(config: PurgeConfig) -> PurgePlan:
         raise JobError(str(exc)) from None
     store = absolute(config.store)
     snapshot = read_store(store)
-    check_intact(store, snapshot)
+    tidied = tidy_store(store, snapshot)
     files = [add for _, add in sorted(snapshot.files.items())]
     candidates = [add for add in files if event_filter.may_match_file(add)]
     parameters = {"filter": event_filter.redacted, "force": config.force}
-    commit = RewritePlan("purge", "DELETE", new_run_id(), store, snapshot.version, parameters, time.time())
+    run_id = new_run_id()
+    mark_alive(store, run_id)  # before it writes anything: another job's clean-up leaves its files be
+    commit = RewritePlan("purge", "DELETE", run_id, store, snapshot.version, parameters, time.time(),
+                         tidied["files_removed"])
     return PurgePlan(config, commit, event_filter, candidates, len(files), sorted(snapshot.removed))
 
 

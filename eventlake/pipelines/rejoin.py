@@ -22,12 +22,12 @@ from eventlake.errors import ERRORS, to_status
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import write_bytes
+from eventlake.io.run_marks import mark_alive
 from eventlake.io.store import file_joined_rows, file_rows
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
     absolute,
     catalog_paths,
-    check_intact,
     check_outputs,
     finish_summary,
     new_run_id,
@@ -35,6 +35,7 @@ from eventlake.pipelines.running import (
     read_store,
     scratch_dir,
 )
+from eventlake.pipelines.vacuum import tidy_store
 from eventlake.schema import CATALOG_FIELD_TYPES
 from eventlake.transforms.catalog import ReadCatalog, load_catalog
 from eventlake.transforms.fingerprint import content_keys
@@ -196,13 +197,15 @@ def in_scope(add: dict, scope: str) -> bool:
 def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
     store = absolute(config.store)
     snapshot = read_store(store)
-    check_intact(store, snapshot)
+    tidied = tidy_store(store, snapshot)
     catalog = catalog_paths(config.catalog)
     files = [add for _, add in sorted(snapshot.files.items())]
     scanned = [add for add in files if in_scope(add, config.scope)]
     run_id = new_run_id()
     parameters = {"catalog": config.catalog, "scope": config.scope}
-    commit = RewritePlan("rejoin", "UPDATE", run_id, store, snapshot.version, parameters, time.time())
+    mark_alive(store, run_id)  # before it writes anything: another job's clean-up leaves its files be
+    commit = RewritePlan("rejoin", "UPDATE", run_id, store, snapshot.version, parameters, time.time(),
+                         tidied["files_removed"])
     return RejoinPlan(config, commit, catalog, store_catalog_fields(snapshot), scanned,
                       len(files) - len(scanned))
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from eventlake import __version__
+from eventlake.faults import fault_point
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import read_all, write_bytes
@@ -35,6 +36,7 @@ class RewritePlan:
     base_version: int
     parameters: dict
     started: float
+    leftovers_removed: int = 0  # files of earlier runs this run's first step cleaned up
 
     @property
     def summary_path(self) -> str:
@@ -50,7 +52,7 @@ def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, 
     """
     rewritten = [c for c in changes if c.new is not None]
     vanished = [c.add["path"] for c in changes if c.vanished]
-    summary.update(status="ok", version=None)
+    summary.update(status="ok", version=None, leftovers_removed=plan.leftovers_removed)
     if refusal:
         delete_files(plan.store, [c.new.path for c in rewritten if c.new.rows])
         summary.update(status="failed", failure=refusal)
@@ -80,8 +82,10 @@ def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, 
         actions = [remove_action(c.add) for c in rewritten]
         actions += [c.new.add_action() for c in rewritten if c.new.rows]
         actions.append(_commit_info(plan, summary, latest.version + 1))
+        fault_point("rewrite-before-commit")
         if delta_log.try_commit(plan.store, latest.version + 1, actions, attempt):
             summary["version"] = latest.version + 1
+            fault_point("rewrite-after-commit")
             break
     else:
         delete_files(plan.store, [c.new.path for c in rewritten if c.new.rows])

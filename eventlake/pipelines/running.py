@@ -15,6 +15,7 @@ from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import InputPathError, SourceFile, match_files, write_bytes
 from eventlake.io.object_store import MissingCredentials, check_credentials, delete_tree, list_tree
+from eventlake.io.run_marks import release
 
 
 class JobError(RuntimeError):
@@ -103,12 +104,12 @@ def input_files(patterns: list[str], suffixes: tuple[str, ...]) -> tuple[list[So
         raise JobError(str(exc)) from None
 
 
-def check_intact(store: str, snapshot: delta_log.Snapshot) -> None:
+def check_intact(store: str, snapshot: delta_log.Snapshot, listing: dict | None = None) -> None:
     """``JobError`` when a data file the current version references is missing: committing on
     top of a damaged table would hide the loss (and ``--reimport`` would store the events twice)."""
     if not snapshot.files:
         return
-    present = list_tree(store)
+    present = list_tree(store) if listing is None else listing
     missing = sorted(p for p in snapshot.files if p not in present)
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -138,6 +139,8 @@ def scratch_dir(store: str, run_id: str) -> str:
 
 
 def remove_scratch(store: str, run_id: str) -> None:
+    """The run is over: drop its alive mark and its scratch files."""
+    release(run_id)
     delete_tree(scratch_dir(store, run_id))
     if "://" not in store:  # object stores have no empty directories to leave behind
         try:
