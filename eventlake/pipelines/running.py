@@ -28,12 +28,27 @@ def pipeline_options(pipeline_args: list[str]) -> tuple[PipelineOptions, object]
     Without ``--runner`` the local FnApiRunner is chosen explicitly: Beam's default DirectRunner
     first tries to download the Prism runner, which an offline machine waits on.
     """
+    _workers_import_this_package()
     options = PipelineOptions(pipeline_args)
     if options.view_as(StandardOptions).runner:
         return options, None
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     return options, FnApiRunner()
+
+
+def _workers_import_this_package() -> None:
+    """Local worker processes (``--direct_running_mode=multi_processing``) start with ``python -m``,
+    which puts their working directory first on ``sys.path``: a folder named ``eventlake`` there
+    (a checkout's parent, say) shadowed the installed package. ``PYTHONSAFEPATH`` (Python 3.11+)
+    keeps the working directory off the path; the package's own parent goes first instead."""
+    import eventlake
+
+    os.environ["PYTHONSAFEPATH"] = "1"
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(eventlake.__file__)))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if parent not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([parent, *paths])
 
 
 def prepare_run(pipeline_args: list[str], paths: list[str]) -> None:

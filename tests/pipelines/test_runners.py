@@ -69,3 +69,16 @@ def test_every_runner_gives_the_same_table(generated, tmp_path, runner_args, job
     same = ("records", "stored", "joined", "duplicates", "errors", "errors_by_reason", "by_event_type")
     assert {k: remote[k] for k in same} == {k: local[k] for k in same}
     assert _table(other / "store") == _table(generated / "store")
+
+
+def test_multi_process_workers_ignore_a_folder_named_eventlake_in_the_working_directory(generated):
+    """Run from a directory holding an empty ``eventlake/`` folder, as a checkout's parent does."""
+    (generated / "cwd" / "eventlake").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "eventlake"), "import",
+         "--events", str(generated / "events" / "*.json*"), "--catalog", str(generated / "catalog.json"),
+         "--store", str(generated / "store"), "--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+        cwd=generated / "cwd", env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(stored_rows(generated / "store")) == 1176
