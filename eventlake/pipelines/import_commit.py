@@ -95,6 +95,14 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         if any(c.get("eventlake", {}).get("run_id") == plan.run_id for c in snapshot.commits):
             break  # a retried step whose commit already landed
         _check_schema(plan, snapshot)
+        removed = set(checked.files) - set(snapshot.files)
+        if removed and records - summary["errors"] > sum(f.rows for f in written):
+            # Some events were dropped as duplicates of stored twins, and a purge or rejoin has
+            # rewritten stored files since: the twins may be gone. Run again from the new version,
+            # as if this import had started after that job.
+            delete_files(plan.store, [f.path for f in written if f.rows])
+            return _finish(plan, summary, f"{len(removed)} stored files were rewritten meanwhile by another job, and "
+                                          "this import dropped events as their duplicates", status="conflict")
         written = [f for f in _drop_late_duplicates(plan, snapshot, checked, written) if f.rows]
         checked = snapshot
         _count(summary, written, records)
@@ -255,9 +263,9 @@ def _range_first_lines(stats: list[dict]) -> dict:
     return out
 
 
-def _finish(plan: CommitPlan, summary: dict, failure: str | None) -> dict:
+def _finish(plan: CommitPlan, summary: dict, failure: str | None, status: str = "failed") -> dict:
     if failure:
-        summary["status"] = "failed"
+        summary["status"] = status
         summary["failure"] = failure
     summary["seconds"] = round(time.time() - plan.started, 3)
     summary["events_per_second"] = round(summary["records"] / summary["seconds"], 1) if summary["seconds"] else None

@@ -155,21 +155,28 @@ def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> 
     """Plan and run the import; return the summary. Raises ``JobError`` when it fails."""
     prepare_run(pipeline_args or [], [*config.events, config.catalog, config.store, config.errors, config.summary])
     check_outputs(config.store, dirs={"errors": config.errors}, files={"summary": config.summary})
-    plan = plan_import(config)
-    if not plan.ranges:
-        summary = _nothing_to_do(plan)
-    else:
-        options, runner = pipeline_options(pipeline_args or [])
-        try:
-            with beam.Pipeline(runner=runner, options=options) as pipeline:
-                _ = pipeline | "ImportEvents" >> ImportEvents(plan)
-        finally:
-            remove_scratch(plan.commit.store, plan.commit.run_id)
-        summary = json.loads(read_all(join_path(plan.commit.errors_dir, "summary.json")))
+    for _ in range(3):  # a conflict (see commit_import) plans again from the newer version
+        summary = execute_import(plan_import(config), pipeline_args)
+        if summary["status"] != "conflict":
+            break
     write_summary_file(summary, config.summary)
     if summary["status"] != "ok":
         raise JobError(summary["failure"])
     return summary
+
+
+def execute_import(plan: ImportPlan, pipeline_args: list[str] | None = None) -> dict:
+    """Run a planned import once; the summary's status is ok, conflict or failed."""
+    if not plan.ranges:
+        remove_scratch(plan.commit.store, plan.commit.run_id)
+        return _nothing_to_do(plan)
+    options, runner = pipeline_options(pipeline_args or [])
+    try:
+        with beam.Pipeline(runner=runner, options=options) as pipeline:
+            _ = pipeline | "ImportEvents" >> ImportEvents(plan)
+    finally:
+        remove_scratch(plan.commit.store, plan.commit.run_id)
+    return json.loads(read_all(join_path(plan.commit.errors_dir, "summary.json")))
 
 
 def _nothing_to_do(plan: ImportPlan) -> dict:

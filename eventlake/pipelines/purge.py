@@ -116,7 +116,7 @@ class _CommitPurgeFn(beam.DoFn):
                                                                dry_run=not plan.config.force)
         # A forced purge commits even when nothing matched: the erasure request needs its audit record.
         summary = commit_rewrite(plan.commit, changes, summary, dry_run=not plan.config.force,
-                                 commit_unchanged=plan.config.force)
+                                 commit_unchanged=plan.config.force, may_touch=plan.event_filter.may_match_file)
         if summary["status"] == "ok" and plan.config.force:
             delete_files(plan.commit.store, plan.leftovers)
         yield summary

@@ -8,6 +8,7 @@ changes are not rewritten; everything else lands in one commit.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -129,7 +130,8 @@ class _CommitRejoinFn(beam.DoFn):
         )
         if catalog_errors["count"]:
             summary["errors_path"] = write_catalog_samples(plan.commit, catalog_errors)
-        yield commit_rewrite(plan.commit, changes, summary, refusal=catalog.failure or refusal(plan, summary))
+        yield commit_rewrite(plan.commit, changes, summary, refusal=catalog.failure or refusal(plan, summary),
+                             may_touch=functools.partial(in_scope, scope=plan.config.scope))
 
 
 def refusal(plan: RejoinPlan, summary: dict) -> str | None:

@@ -44,11 +44,15 @@ class RewritePlan:
 
 
 def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, dry_run: bool = False,
-                   refusal: str | None = None, commit_unchanged: bool = False) -> dict:
+                   refusal: str | None = None, commit_unchanged: bool = False, may_touch=None) -> dict:
     """Commit ``changes`` (unless ``dry_run`` or a ``refusal``), complete ``summary``, write it for the driver.
 
     A run that changes no file commits nothing and says so (``note``), unless ``commit_unchanged``
-    (a forced purge records the request even when nothing matched).
+    (a forced purge records the request even when nothing matched). ``may_touch(add)`` says
+    whether a file added since the plan's version may hold rows this job would change: such a
+    file is a conflict too, so that the job re-plans and the outcome is that of running it after
+    the job that added the file (a purge must not miss an import's matching events while the
+    import dropped twins of them as duplicates).
     """
     rewritten = [c for c in changes if c.new is not None]
     vanished = [c.add["path"] for c in changes if c.vanished]
@@ -67,12 +71,16 @@ def commit_rewrite(plan: RewritePlan, changes: list[FileChange], summary: dict, 
             summary.update(status="failed", failure=f"the store's data file {lost[0]} is missing; the table is damaged")
             return _finish(plan, summary)
         gone = vanished + [c.add["path"] for c in rewritten if c.add["path"] not in latest.files]
+        if may_touch is not None and not dry_run and latest.version > plan.base_version:
+            before = delta_log.read_snapshot(plan.store, plan.base_version).files
+            gone += [p for p, add in latest.files.items() if p not in before and may_touch(add)]
         if gone:
             delete_files(plan.store, [c.new.path for c in rewritten if c.new.rows])
             jobs = [f"{info.get('eventlake', {}).get('job', info.get('operation', '?'))} (version {v})"
                     for v, info in latest.history if v > plan.base_version]
             summary.update(status="conflict", failure=(
-                f"{len(gone)} of the files this {plan.job} rewrote were changed meanwhile by {', '.join(jobs)}"))
+                f"{len(gone)} of the files this {plan.job} would change were added or changed meanwhile by "
+                f"{', '.join(jobs)}"))
             return _finish(plan, summary)
         if dry_run:
             return _finish(plan, summary)

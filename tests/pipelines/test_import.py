@@ -247,3 +247,59 @@ def test_every_job_refuses_a_store_whose_data_file_is_missing(generated, capsys)
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "is damaged" in err and lost in err, job
     assert read_snapshot(str(store)).version == 0
+
+
+def _copy_import(generated):
+    from eventlake.config import load_config
+
+    import_generated(generated)
+    (generated / "other").mkdir()
+    shutil.copy(generated / "events" / "a.jsonl", generated / "other" / "a-copy.jsonl")
+    return load_config(None, {"events": [str(generated / "other" / "*.jsonl")], "store": str(generated / "store"),
+                              "catalog": str(generated / "catalog.json")})
+
+
+def _purge_v5(generated) -> dict:
+    from eventlake.config import PurgeConfig
+    from eventlake.pipelines.purge import run_purge
+
+    return run_purge(PurgeConfig(store=str(generated / "store"), filter='visitorId = "v5"', force=True))
+
+
+def _assert_purge_then_import(generated, purged: dict, imported: dict) -> None:
+    """The outcome of the serial order purge -> import: the copy's v5 events are stored."""
+    rows = stored_rows(generated / "store")
+    copy_v5 = [r for r in rows if r["visitor_id"] == "v5"]
+    assert len(copy_v5) == imported["stored"] > 0
+    assert {r["source_uri"] for r in copy_v5} == {str(generated / "other" / "a-copy.jsonl")}
+    assert len(rows) == 1176 - purged["purged"] + imported["stored"]
+
+
+def test_a_purge_committed_after_the_import_planned_is_seen_by_its_dedupe(generated):
+    from eventlake.pipelines.import_events import execute_import, plan_import
+
+    config = _copy_import(generated)
+    slow = plan_import(config)  # read version 0
+    purged = _purge_v5(generated)  # version 1, before the import's pipeline runs
+    s = execute_import(slow)
+    assert s["status"] == "ok" and s["version"] == 2
+    _assert_purge_then_import(generated, purged, s)
+
+
+def test_a_purge_landing_between_the_imports_dedupe_and_commit_makes_it_run_again(generated, monkeypatch):
+    """The import dropped the copy's events as duplicates of twins the purge then deletes, before
+    the import commits: committing would lose the v5 events, so it conflicts and runs again."""
+    import eventlake.pipelines.import_events as import_events
+
+    config = _copy_import(generated)
+    original, landed = import_events.commit_import, []
+
+    def purge_lands_first(*args, **kwargs):
+        if not landed:
+            landed.append(_purge_v5(generated))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(import_events, "commit_import", purge_lands_first)
+    s = import_events.run_import(config)
+    assert s["status"] == "ok" and s["version"] == 2 and landed[0]["version"] == 1
+    _assert_purge_then_import(generated, landed[0], s)

@@ -119,17 +119,29 @@ def test_bad_filters_are_refused_in_one_line_and_change_nothing(store, bad, caps
     assert read_snapshot(str(store / "store")).version == 0
 
 
-def test_an_import_landing_while_a_purge_runs_is_kept(store):
-    purge = plan_purge(PurgeConfig(store=str(store / "store"), filter='visitorId = "v5"', force=True))
+def test_an_import_landing_while_a_purge_runs_makes_it_replan_as_if_it_ran_after(store):
+    """Purge planned at version 0, an import with matching events commits version 1, then the
+    purge commits: it must conflict and re-plan, giving the outcome of import-then-purge."""
+    config = PurgeConfig(store=str(store / "store"), filter='visitorId = "v5"', force=True)
+    purge = plan_purge(config)
     make_events(store / "events" / "late.jsonl", 300, start=5000, bad_every=0)
     code, late = import_generated(store)
     assert code == 0 and late["stored"] == 300
     s = execute_purge(purge)
+    assert s["status"] == "conflict" and "import (version 1)" in s["failure"]
+    assert read_snapshot(str(store / "store")).version == 1
+    s = run_purge(config)
     assert s["status"] == "ok" and s["version"] == 2
     rows = stored_rows(store / "store")
-    assert len(rows) == 1176 + 300 - s["purged"]
-    # the purge applies to what it read: the late import's v5 events are still there
-    assert sum(1 for r in rows if r["visitor_id"] == "v5") == sum(1 for i in range(5000, 5300) if i % 97 == 5)
+    assert not any(r["visitor_id"] == "v5" for r in rows) and len(rows) == 1176 + 300 - s["purged"]
+
+
+def test_an_import_of_other_visitors_does_not_disturb_a_purge(store):
+    purge = plan_purge(PurgeConfig(store=str(store / "store"), filter='eventTime < "2024-03-02T00:00:00Z"', force=True))
+    (store / "events" / "late.jsonl").write_text(json.dumps({
+        "eventType": "home-page-view", "visitorId": "x", "eventTime": "2024-03-03T11:00:00Z"}) + "\n")
+    assert import_generated(store)[0] == 0
+    assert execute_purge(purge)["status"] == "ok"  # the new file cannot match: no conflict
 
 
 def test_two_purges_of_the_same_file_cannot_both_commit(store):
@@ -137,7 +149,7 @@ def test_two_purges_of_the_same_file_cannot_both_commit(store):
     first, second = plan_purge(config), plan_purge(PurgeConfig(**{**vars(config), "filter": 'visitorId = "v6"'}))
     assert execute_purge(first)["status"] == "ok"
     loser = execute_purge(second)
-    assert loser["status"] == "conflict" and "changed meanwhile by purge (version 1)" in loser["failure"]
+    assert loser["status"] == "conflict" and "added or changed meanwhile by purge (version 1)" in loser["failure"]
     assert read_snapshot(str(store / "store")).version == 1
     assert len(parquet_rows(store / "store")) == len(stored_rows(store / "store"))  # its files were removed
     s = run_purge(PurgeConfig(**{**vars(config), "filter": 'visitorId = "v6"'}))  # plans again, then commits
