@@ -79,3 +79,23 @@ def test_a_store_on_a_read_only_file_system_is_one_line(tmp_path, read_only_dir,
     err = capsys.readouterr().err
     assert code == 2 and err.strip().splitlines() == [
         f"eventlake import: store: cannot write under {read_only_dir} (read-only or not permitted)"]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    target = tmp_path / "tiny"
+    target.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(target)], capture_output=True)
+    if made.returncode:
+        pytest.skip("this machine cannot mount a small file system for the test")
+    yield target
+    subprocess.run(["umount", str(target)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_commits_nothing(tmp_path, tiny_disk, capsys):
+    make_events(tmp_path / "e.jsonl", 20000, bad_every=0)
+    make_catalog(tmp_path / "c.json")
+    code = run("--events", tmp_path / "e.jsonl", "--catalog", tmp_path / "c.json", "--store", tiny_disk / "store")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "No space left on device" in lines[0], lines
+    assert not (tiny_disk / "store" / "_delta_log").exists()
