@@ -130,11 +130,22 @@ class _Interrupt:
 
     seen = False
 
+    stderr = None  # the real stderr, kept for the one line; fd 2 goes quiet on an interrupt
+
     @classmethod
     def handle(cls, signum, frame):
-        cls.seen = True
-        logging.disable(logging.CRITICAL)
+        if not cls.seen:
+            cls.seen = True
+            logging.disable(logging.CRITICAL)
+            # Beam's runner threads report the dying workers with tracebacks of their own.
+            cls.stderr = os.fdopen(os.dup(2), "w")
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
         raise KeyboardInterrupt
+
+    @classmethod
+    def say(cls, text: str) -> None:
+        print(text, file=cls.stderr or sys.stderr, flush=True)
 
 
 def _vacuum_parser(sub) -> None:
@@ -149,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        print("eventlake: interrupted; the store keeps whole versions only ('eventlake history' shows whether "
-              "this run committed one)", file=sys.stderr)
+        _Interrupt.say("eventlake: interrupted; the store keeps whole versions only ('eventlake history' shows "
+                       "whether this run committed one)")
         return 130
 
 

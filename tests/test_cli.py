@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -105,4 +106,24 @@ def test_ctrl_c_exits_130_with_one_line_and_no_version(tmp_path):
         pytest.skip("the import finished before the interrupt arrived")
     assert process.returncode == 130
     assert len(err.decode().strip().splitlines()) == 1 and "interrupted" in err.decode()
+    assert not (tmp_path / "store" / "_delta_log").exists()
+
+
+def test_ctrl_c_at_a_terminal_stops_every_process_with_one_line(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group, multi-process workers included."""
+    lines = [json.dumps({"eventType": "home-page-view", "visitorId": f"v{i}", "eventTime": "2024-03-01T10:00:00Z"})
+             for i in range(600_000)]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    make_catalog(tmp_path / "catalog.json")
+    args = _import_args(tmp_path, "--direct_num_workers=2", "--direct_running_mode=multi_processing")
+    process = subprocess.Popen(_eventlake(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(6.0)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("the import finished before the interrupt arrived")
+    assert process.returncode == 130
+    assert err.decode().strip().splitlines() == [
+        "eventlake: interrupted; the store keeps whole versions only ('eventlake history' shows whether this run "
+        "committed one)"]
     assert not (tmp_path / "store" / "_delta_log").exists()

@@ -45,10 +45,11 @@ def _workers_import_this_package() -> None:
     import eventlake
 
     os.environ["PYTHONSAFEPATH"] = "1"
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(eventlake.__file__)))
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if parent not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([parent, *paths])
+    package = os.path.dirname(os.path.abspath(eventlake.__file__))
+    # worker_site holds a sitecustomize that lets a worker end quietly on Ctrl-C
+    first = [os.path.join(package, "worker_site"), os.path.dirname(package)]
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in first]
+    os.environ["PYTHONPATH"] = os.pathsep.join([*first, *paths])
 
 
 def prepare_run(pipeline_args: list[str], paths: list[str]) -> None:

@@ -1,0 +1,1 @@
+"""A folder put on the PYTHONPATH of local Beam workers; see sitecustomize.py."""
