@@ -207,18 +207,16 @@ def _print_result(output: str) -> None:
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
     """Run the chosen job; return what to print."""
+    if args.job in ("history", "vacuum") and beam_args:  # no pipeline: Beam options mean nothing here
+        raise ConfigError(f"unknown arguments: {' '.join(beam_args)}")
     if args.job == "history":
         from eventlake.pipelines.history import format_history, store_history
 
-        if beam_args:
-            raise ConfigError(f"unknown arguments: {' '.join(beam_args)}")
         entries = store_history(args.store)
         return "\n".join(json.dumps(e) for e in entries) if args.json else format_history(entries)
     if args.job == "vacuum":
         from eventlake.pipelines.vacuum import vacuum
 
-        if beam_args:
-            raise ConfigError(f"unknown arguments: {' '.join(beam_args)}")
         return format_vacuum(vacuum(args.store, dry_run=args.dry_run))
     overrides = {k: v for k, v in vars(args).items() if k not in ("job", "config", "debug")}
     if args.job == "import":

@@ -61,15 +61,20 @@ def test_a_file_url_store_is_the_local_path(generated):
     assert code == 0 and s["skipped_files"] == 2  # the same store, reached by its plain path
 
 
-@pytest.fixture
-def read_only_dir(tmp_path):
-    target = tmp_path / "ro"
+def _tmpfs(tmp_path, name: str, options: str):
+    """A tmpfs mounted for one test (a read-only or a tiny file system); skips where mount is not allowed."""
+    target = tmp_path / name
     target.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)], capture_output=True)
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
     if made.returncode:
-        pytest.skip("this machine cannot mount a read-only file system for the test")
+        pytest.skip(f"this machine cannot mount a tmpfs ({options}) for the test")
     yield target
     subprocess.run(["umount", str(target)], check=False)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    yield from _tmpfs(tmp_path, "ro", "ro,size=1m")
 
 
 def test_a_store_on_a_read_only_file_system_is_one_line(tmp_path, read_only_dir, capsys):
@@ -83,13 +88,7 @@ def test_a_store_on_a_read_only_file_system_is_one_line(tmp_path, read_only_dir,
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    target = tmp_path / "tiny"
-    target.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(target)], capture_output=True)
-    if made.returncode:
-        pytest.skip("this machine cannot mount a small file system for the test")
-    yield target
-    subprocess.run(["umount", str(target)], check=False)
+    yield from _tmpfs(tmp_path, "tiny", "size=256k")
 
 
 def test_a_full_disk_is_one_line_and_commits_nothing(tmp_path, tiny_disk, capsys):
