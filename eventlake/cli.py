@@ -160,9 +160,46 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        _Interrupt.say("eventlake: interrupted; the store keeps whole versions only ('eventlake history' shows "
-                       "whether this run committed one)")
+        try:
+            landed = _after_interrupt()
+        except KeyboardInterrupt:  # pressed again: stop now; the next job finishes the clean-up
+            landed = None
+        if landed is None:
+            _Interrupt.say("eventlake: interrupted; the store keeps whole versions only ('eventlake history' shows "
+                           "whether this run committed one)")
+        elif landed:
+            versions = ", ".join(f"version {v} of {store}" for store, v in landed)
+            _Interrupt.say(f"eventlake: interrupted after the commit landed: {versions} is complete "
+                           "('eventlake history' shows it)")
+            return 0
+        else:
+            _Interrupt.say("eventlake: interrupted; nothing was committed and the store is as it was")
         return 130
+
+
+def _after_interrupt() -> list[tuple[str, int]] | None:
+    """What an interrupted run did: the commits it landed, after stopping any commit from
+    starting in this process (None when that cannot be told); then the clean-up its next job
+    would do, done now."""
+    running = sys.modules.get("eventlake.pipelines.running")
+    if running is None:
+        return []  # interrupted before any job started
+    from eventlake.faults import stop_commits
+
+    stop_commits()
+    try:
+        landed = running.landed_commits()
+    except Exception:  # noqa: BLE001 - the log cannot be read now: whether it landed is unknown
+        return None
+    from eventlake.pipelines.vacuum import tidy_store
+
+    for store, run_id in running.started_runs():
+        try:
+            running.remove_scratch(store, run_id)
+            tidy_store(store, running.read_store(store, must_exist=False))
+        except Exception:  # noqa: BLE001 - best effort: every later job or vacuum does it too
+            pass
+    return landed
 
 
 def _main(argv: list[str] | None) -> int:
@@ -173,7 +210,9 @@ def _main(argv: list[str] | None) -> int:
     own_flags = {o for a in jobs[args.job]._actions for o in a.option_strings}  # noqa: SLF001
     # Beam is imported after logging is set, so that its import-time warnings stay quiet.
     from eventlake.beam_flags import unknown_flag_message
-    from eventlake.pipelines.running import JobError
+    from eventlake.pipelines.running import JobError, forget_runs
+
+    forget_runs()
 
     try:
         refusal = unknown_flag_message(beam_args, own_flags)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import deltalake
 import pytest
 
 from eventlake import __version__
@@ -93,6 +94,28 @@ def test_a_closed_stdout_after_the_commit_is_still_success(inputs):
     assert [json.loads(line)["version"] for line in history.stdout.splitlines()] == [0]
 
 
+INTERRUPTED = "eventlake: interrupted; nothing was committed and the store is as it was"
+
+
+def _versions(store) -> list[str]:
+    log = store / "_delta_log"
+    return sorted(p.name for p in log.iterdir() if p.name.endswith(".json")) if log.exists() else []
+
+
+def _assert_interrupt_outcome(process, err: bytes, store) -> None:
+    """Whenever the Ctrl-C lands, the exit code says what the store shows: 130 with nothing
+    committed and nothing left behind, or 0 when the commit had landed."""
+    lines = err.decode().strip().splitlines()
+    if process.returncode == 0 and _versions(store):
+        assert _versions(store) == ["00000000000000000000.json"]
+        assert len(lines) <= 1 and "Traceback" not in err.decode()
+        return
+    assert process.returncode == 130, err.decode()[-2000:]
+    assert lines == [INTERRUPTED]
+    assert _versions(store) == []
+    assert not [p for p in store.rglob("*") if p.is_file()] if store.exists() else True
+
+
 def test_ctrl_c_exits_130_with_one_line_and_no_version(tmp_path):
     lines = [json.dumps({"eventType": "home-page-view", "visitorId": f"v{i}", "eventTime": "2024-03-01T10:00:00Z"})
              for i in range(200_000)]
@@ -102,11 +125,7 @@ def test_ctrl_c_exits_130_with_one_line_and_no_version(tmp_path):
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    if process.returncode == 0:
-        pytest.skip("the import finished before the interrupt arrived")
-    assert process.returncode == 130
-    assert len(err.decode().strip().splitlines()) == 1 and "interrupted" in err.decode()
-    assert not (tmp_path / "store" / "_delta_log").exists()
+    _assert_interrupt_outcome(process, err, tmp_path / "store")
 
 
 def test_ctrl_c_at_a_terminal_stops_every_process_with_one_line(tmp_path):
@@ -117,13 +136,44 @@ def test_ctrl_c_at_a_terminal_stops_every_process_with_one_line(tmp_path):
     make_catalog(tmp_path / "catalog.json")
     args = _import_args(tmp_path, "--direct_num_workers=2", "--direct_running_mode=multi_processing")
     process = subprocess.Popen(_eventlake(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    time.sleep(6.0)
+    time.sleep(3.0)
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    if process.returncode == 0:
-        pytest.skip("the import finished before the interrupt arrived")
-    assert process.returncode == 130
-    assert err.decode().strip().splitlines() == [
-        "eventlake: interrupted; the store keeps whole versions only ('eventlake history' shows whether this run "
-        "committed one)"]
-    assert not (tmp_path / "store" / "_delta_log").exists()
+    _assert_interrupt_outcome(process, err, tmp_path / "store")
+
+
+def _interrupted_at(point: str, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "EVENTLAKE_KILL_AT": f"{point}:SIGINT"}
+    return subprocess.run(_eventlake(*map(str, args)), env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_ctrl_c_just_before_the_commit_commits_nothing_and_leaves_nothing(inputs):
+    done = _interrupted_at("import-before-commit", *_import_args(inputs))
+    assert done.returncode == 130 and done.stderr.strip().splitlines() == [INTERRUPTED]
+    store = inputs / "store"
+    assert not store.exists() or not [p for p in store.rglob("*") if p.is_file()]
+
+
+def test_ctrl_c_just_after_the_commit_is_success(inputs):
+    """The commit landed: the run did what it was asked, whatever it was doing next."""
+    done = _interrupted_at("import-after-commit", *_import_args(inputs))
+    store = inputs / "store"
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"eventlake: interrupted after the commit landed: version 0 of {store} is complete ('eventlake history' shows it)"]
+    assert len(deltalake.DeltaTable(str(store)).to_pyarrow_table()) == 200
+
+
+@pytest.mark.parametrize(("point", "code", "version"), [("rewrite-before-commit", 130, 0),
+                                                         ("rewrite-after-commit", 0, 1)])
+def test_a_purge_interrupted_around_its_commit_keeps_no_superseded_file(inputs, point, code, version):
+    assert main(_import_args(inputs)) == 0
+    store = inputs / "store"
+    visitor = deltalake.DeltaTable(str(store)).to_pyarrow_table().column("visitor_id")[0].as_py()
+    done = _interrupted_at(point, "purge", "--store", store, "--filter", f'visitorId = "{visitor}"', "--force")
+    assert done.returncode == code and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    table = deltalake.DeltaTable(str(store))
+    assert table.version() == version
+    referenced = {os.path.relpath(uri.removeprefix("file://"), store) for uri in table.file_uris()}
+    on_disk = {str(p.relative_to(store)) for p in store.rglob("*.parquet")}
+    assert on_disk == referenced  # the interrupted run cleaned up after itself

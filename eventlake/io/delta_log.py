@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from eventlake.faults import committing
 from eventlake.io.files import read_all
 from eventlake.io.object_store import CommitConflict, put_if_absent
 
@@ -105,7 +106,8 @@ def commit(store: str, version: int, actions: list[dict]) -> None:
 def try_commit(store: str, version: int, actions: list[dict], attempt: int) -> bool:
     """``commit``; False, after a pause that grows with ``attempt``, when another writer took ``version``."""
     try:
-        commit(store, version, actions)
+        with committing():  # a Ctrl-C of the driver and this commit never overlap
+            commit(store, version, actions)
         return True
     except CommitConflict:
         time.sleep(0.05 * (attempt + 1))

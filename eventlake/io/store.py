@@ -221,6 +221,18 @@ class StoreFileWriter:
         finished, self.finished = self.finished, []
         return finished
 
+    def abort(self) -> None:
+        """The bundle failed (a full disk, say): let go of every open file without writing more.
+        The half-written files stay for the next job's clean-up; an open handle would keep the
+        file system busy and, when the writer is collected, fail again with a traceback."""
+        for f in self.open.values():
+            for closable in (f.writer, f.sink, f.handle):
+                try:
+                    closable.close()
+                except Exception:  # noqa: BLE001, S110 - already failing: the first error is the one to report
+                    pass
+        self.open.clear()
+
 
 def split_by_date(batch: pa.RecordBatch):
     """``(date, rows of that date)`` pairs: slices of the batch sorted by date.
@@ -278,11 +290,20 @@ class _WriteStoreFilesFn(beam.DoFn):
         self._writer = StoreFileWriter(*self._args)
 
     def process(self, batch: pa.RecordBatch):
-        self._writer.add(batch)
+        try:
+            self._writer.add(batch)
+        except BaseException:
+            self._writer.abort()
+            raise
         yield from self._writer.close_full()
 
     def finish_bundle(self):
-        for info in self._writer.close():
+        try:
+            finished = self._writer.close()
+        except BaseException:
+            self._writer.abort()
+            raise
+        for info in finished:
             yield WindowedValue(info, MIN_TIMESTAMP, [GlobalWindow()])
 
 

@@ -16,7 +16,6 @@ from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import ByteRange, read_all, split_ranges
-from eventlake.io.run_marks import mark_alive
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
 from eventlake.pipelines.running import (
@@ -25,11 +24,11 @@ from eventlake.pipelines.running import (
     catalog_paths,
     check_outputs,
     input_files,
-    new_run_id,
     pipeline_options,
     prepare_run,
     read_store,
     remove_scratch,
+    start_run,
     write_summary_file,
 )
 from eventlake.pipelines.vacuum import tidy_store
@@ -68,8 +67,7 @@ def plan_import(config: ImportConfig) -> ImportPlan:
     tidied = tidy_store(store, snapshot)
     done = set() if config.reimport else snapshot.imported_sources()
     new = [f for f in files if (f.path, f.size, f.mtime) not in done]
-    run_id = new_run_id()
-    mark_alive(store, run_id)  # before it writes anything: another job's clean-up leaves its files be
+    run_id = start_run(store)
     errors_root = absolute(config.errors) if config.errors else join_path(store, "_errors")
     errors_dir = join_path(errors_root, run_id)  # one folder per run: a second run never overwrites the first
     parameters = {

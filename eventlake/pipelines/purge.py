@@ -21,7 +21,6 @@ import pyarrow.compute as pc
 
 from eventlake.config import PurgeConfig
 from eventlake.filters import EQUALITY_FIELDS, EqualityTerm, EventFilter, FilterError, TimeTerm, parse_filter
-from eventlake.io.run_marks import mark_alive
 from eventlake.io.store import delete_files
 from eventlake.pipelines.purge_samples import purge_error_samples
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
@@ -30,9 +29,9 @@ from eventlake.pipelines.running import (
     absolute,
     check_outputs,
     finish_summary,
-    new_run_id,
     prepare_run,
     read_store,
+    start_run,
 )
 from eventlake.pipelines.vacuum import tidy_store
 from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
@@ -152,8 +151,7 @@ def plan_purge(config: PurgeConfig) -> PurgePlan:
     files = [add for _, add in sorted(snapshot.files.items())]
     candidates = [add for add in files if event_filter.may_match_file(add)]
     parameters = {"filter": event_filter.redacted, "force": config.force}
-    run_id = new_run_id()
-    mark_alive(store, run_id)  # before it writes anything: another job's clean-up leaves its files be
+    run_id = start_run(store)
     commit = RewritePlan("purge", "DELETE", run_id, store, snapshot.version, parameters, time.time(),
                          tidied["files_removed"])
     return PurgePlan(config, commit, event_filter, candidates, len(files), sorted(snapshot.removed))

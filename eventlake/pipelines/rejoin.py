@@ -23,7 +23,6 @@ from eventlake.errors import ERRORS, to_status
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import write_bytes
-from eventlake.io.run_marks import mark_alive
 from eventlake.io.store import file_joined_rows, file_rows
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
@@ -31,10 +30,10 @@ from eventlake.pipelines.running import (
     catalog_paths,
     check_outputs,
     finish_summary,
-    new_run_id,
     prepare_run,
     read_store,
     scratch_dir,
+    start_run,
 )
 from eventlake.pipelines.vacuum import tidy_store
 from eventlake.schema import CATALOG_FIELD_TYPES
@@ -203,9 +202,8 @@ def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
     catalog = catalog_paths(config.catalog)
     files = [add for _, add in sorted(snapshot.files.items())]
     scanned = [add for add in files if in_scope(add, config.scope)]
-    run_id = new_run_id()
+    run_id = start_run(store)
     parameters = {"catalog": config.catalog, "scope": config.scope}
-    mark_alive(store, run_id)  # before it writes anything: another job's clean-up leaves its files be
     commit = RewritePlan("rejoin", "UPDATE", run_id, store, snapshot.version, parameters, time.time(),
                          tidied["files_removed"])
     return RejoinPlan(config, commit, catalog, store_catalog_fields(snapshot), scanned,

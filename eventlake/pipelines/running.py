@@ -15,7 +15,7 @@ from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import InputPathError, SourceFile, match_files, write_bytes
 from eventlake.io.object_store import MissingCredentials, check_credentials, delete_tree, list_tree
-from eventlake.io.run_marks import release
+from eventlake.io.run_marks import mark_alive, release
 
 
 class JobError(RuntimeError):
@@ -147,6 +147,37 @@ def absolute(path: str) -> str:
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+_started: list[tuple[str, str]] = []  # (store, run id) of every run this process started
+
+
+def start_run(store: str) -> str:
+    """A new run id, marked alive before the run writes anything (another job's clean-up then
+    leaves its files be) and remembered, so that an interrupted driver can ask what it did."""
+    run_id = new_run_id()
+    mark_alive(store, run_id)
+    _started.append((store, run_id))
+    return run_id
+
+
+def landed_commits() -> list[tuple[str, int]]:
+    """``(store, version)`` of each commit that runs started by this process landed."""
+    out = []
+    for store, run_id in _started:
+        for version, info in read_store(store, must_exist=False).history:
+            if info.get("eventlake", {}).get("run_id") == run_id:
+                out.append((store, version))
+    return out
+
+
+def started_runs() -> list[tuple[str, str]]:
+    return list(_started)
+
+
+def forget_runs() -> None:
+    """A new command starts (the tests call ``main`` many times in one process)."""
+    _started.clear()
 
 
 def scratch_dir(store: str, run_id: str) -> str:
