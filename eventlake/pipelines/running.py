@@ -135,7 +135,10 @@ def check_intact(store: str, snapshot: delta_log.Snapshot, listing: dict | None 
 
 def catalog_paths(pattern: str) -> list[str]:
     """The catalog files a path or glob names; ``JobError`` when there are none."""
-    files, _ = input_files([pattern], (".json", ".jsonl"))
+    try:
+        files, _ = match_files([pattern], (".json", ".jsonl"))
+    except InputPathError as exc:
+        raise JobError(f"cannot read the catalog: {exc}") from None
     if not files:
         raise JobError(f"cannot read the catalog {pattern}: no such .json or .jsonl file")
     return [f.path for f in files]
