@@ -74,7 +74,9 @@ def _job_parser(sub, name: str, summary: str, description: str) -> argparse.Argu
 def _import_parser(sub) -> None:
     p = _job_parser(sub, "import", "import Retail user-event files into the event store", IMPORT_DESCRIPTION)
     p.add_argument("--events", action="append", help="event file or glob; repeat for more")
-    p.add_argument("--catalog", help="Retail Product JSON lines")
+    p.add_argument("--format", help="the events' format: retail (default), personalize, or a registered one")
+    p.add_argument("--catalog", help="the product catalog (Retail Product JSON lines by default)")
+    _catalog_format_flags(p)
     p.add_argument("--store", help="event store (Delta Lake table) location")
     p.add_argument("--errors", help="error samples directory (default <store>/_errors/<run id>)")
     p.add_argument("--summary", help="also write the summary JSON here")
@@ -85,10 +87,17 @@ def _import_parser(sub) -> None:
     p.add_argument("--config", help="YAML job config (flags override it)")
 
 
+def _catalog_format_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catalog-format", help="the catalog's format: retail (default), personalize-items")
+    p.add_argument("--catalog-field", action="append", metavar="COLUMN=FIELD", dest="catalog_field_map",
+                   help="fill a catalog field from a source column, e.g. GENRE=categories; repeat for more")
+
+
 def _rejoin_parser(sub) -> None:
     p = _job_parser(sub, "rejoin", "join stored events again against a changed catalog", REJOIN_DESCRIPTION)
     p.add_argument("--store", help="event store (Delta Lake table) location")
-    p.add_argument("--catalog", help="the new Retail Product JSON lines")
+    p.add_argument("--catalog", help="the new product catalog (Retail Product JSON lines by default)")
+    _catalog_format_flags(p)
     p.add_argument("--scope", choices=REJOIN_SCOPES, help="which events: all (default), joined or unjoined")
     p.add_argument("--allow-mass-unjoin", action="store_true", default=None,
                    help="commit even if over half of the joined events in scope would become unjoined")
@@ -258,6 +267,8 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
 
         return format_vacuum(vacuum(args.store, dry_run=args.dry_run))
     overrides = {k: v for k, v in vars(args).items() if k not in ("job", "config", "debug")}
+    if overrides.get("catalog_field_map") is not None:
+        overrides["catalog_field_map"] = _pairs("--catalog-field", overrides["catalog_field_map"])
     if args.job == "import":
         from eventlake.pipelines.import_events import run_import
 
@@ -269,6 +280,16 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
     from eventlake.pipelines.purge import run_purge
 
     return format_summary(run_purge(load_config(args.config, overrides, PurgeConfig), beam_args))
+
+
+def _pairs(flag: str, values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, target = value.partition("=")
+        if not sep or not key.strip() or not target.strip():
+            raise ConfigError(f"{flag}: expected COLUMN=FIELD, got {value!r}")
+        out[key.strip()] = target.strip()
+    return out
 
 
 _OS_ERROR = re.compile(r"\[Errno (\d+)\] ([^\[\]\n]+?)(?:: '([^']*)')?(?: \[while running|$)", re.MULTILINE)

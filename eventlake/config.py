@@ -7,8 +7,9 @@ paths in a config file are relative to the file's own directory.
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import types
+import typing
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -21,12 +22,55 @@ class ConfigError(ValueError):
     """A config file or flag is wrong; the message names the key."""
 
 
+def _coerce(where: str, hint, value):
+    """``value`` checked against a field's real type hint (``list[str]``, ``float | None``, ...)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    name = getattr(hint, "__name__", str(hint))
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, args[0]) for v in value):
+            raise ConfigError(f"{where}: expected a list of {args[0].__name__}s, got {type(value).__name__}")
+        return list(value)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, args[0]) and isinstance(v, args[1])
+                                                  for k, v in value.items()):
+            raise ConfigError(f"{where}: expected a mapping of {args[0].__name__}s to {args[1].__name__}s")
+        return dict(value)
+    if isinstance(value, bool) and hint is not bool:
+        raise ConfigError(f"{where}: expected {name}, got {value!r}")
+    if hint is float and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {name}, got {type(value).__name__}")
+    return value
+
+
+class _Checked:
+    """Config dataclasses coerce every field by its type hint and run ``check`` when made, so
+    the Python API refuses what the command line refuses (``RejoinConfig(scope="bogus")``)."""
+
+    def __post_init__(self):
+        for name, hint in typing.get_type_hints(type(self)).items():
+            setattr(self, name, _coerce(name, hint, getattr(self, name)))
+        self.check()
+
+    def check(self):
+        return self
+
+
 @dataclass
-class ImportConfig:
+class ImportConfig(_Checked):
     """Settings of ``eventlake import`` (the ``import:`` section of a config file)."""
 
     events: list[str] = field(default_factory=list)
     """Event files: paths or globs (``*.json``, ``*.jsonl``, optionally ``.gz``/``.bz2``/``.zst``)."""
+    format: str = "retail"
+    """The events' source format: ``retail`` (Google Retail UserEvent JSON lines), ``personalize``
+    (Amazon Personalize interactions CSV), or one a package registers (``eventlake.formats``)."""
     catalog: str = ""
     """Retail Product JSON lines to join events against (a path or glob)."""
     store: str = ""
@@ -43,6 +87,11 @@ class ImportConfig:
     """Event types accepted besides Retail's eight."""
     event_type_map: dict[str, str] = field(default_factory=dict)
     """Source event type -> canonical type, e.g. ``cart: add-to-cart``."""
+    catalog_format: str = "retail"
+    """The catalog's format: ``retail`` (Retail Product JSON lines) or ``personalize-items``."""
+    catalog_field_map: dict[str, str] = field(default_factory=dict)
+    """Catalog source column -> catalog field, for formats with columns of the user's own
+    (Personalize items: ``GENRE: categories``)."""
     catalog_fields: list[str] = field(default_factory=lambda: list(DEFAULT_CATALOG_FIELDS))
     """Catalog fields copied into each stored product."""
     reimport: bool = False
@@ -61,6 +110,11 @@ class ImportConfig:
             raise ConfigError("catalog: give the product catalog (--catalog)")
         if not self.store:
             raise ConfigError("store: give the event store location (--store)")
+        from eventlake.formats.base import format_names
+
+        if self.format not in format_names():
+            raise ConfigError(f"format: unknown format {self.format!r}; known: {', '.join(format_names())}")
+        _check_catalog_format(self.catalog_format, self.catalog_field_map)
         unknown = [f for f in self.catalog_fields if f not in CATALOG_FIELD_TYPES]
         if unknown:
             raise ConfigError(f"catalog_fields: unknown field {unknown[0]!r}; choose from {', '.join(CATALOG_FIELD_TYPES)}")
@@ -77,13 +131,17 @@ REJOIN_SCOPES = ("all", "joined", "unjoined")
 
 
 @dataclass
-class RejoinConfig:
+class RejoinConfig(_Checked):
     """Settings of ``eventlake rejoin`` (the ``rejoin:`` section of a config file)."""
 
     store: str = ""
     """The event store whose events are joined again."""
     catalog: str = ""
     """The new Retail Product JSON lines (a path or glob)."""
+    catalog_format: str = "retail"
+    """The catalog's format: ``retail`` (Retail Product JSON lines) or ``personalize-items``."""
+    catalog_field_map: dict[str, str] = field(default_factory=dict)
+    """Catalog source column -> catalog field, as for import."""
     scope: str = "all"
     """Which events: ``unjoined`` (find products now in the catalog), ``joined`` (refresh their
     catalog fields), or ``all``, as Retail's ``UserEventRejoinScope``."""
@@ -97,13 +155,14 @@ class RejoinConfig:
             raise ConfigError("store: give the event store location (--store)")
         if not self.catalog:
             raise ConfigError("catalog: give the product catalog (--catalog)")
+        _check_catalog_format(self.catalog_format, self.catalog_field_map)
         if self.scope not in REJOIN_SCOPES:
             raise ConfigError(f"scope: {self.scope!r} is not one of {', '.join(REJOIN_SCOPES)}")
         return self
 
 
 @dataclass
-class PurgeConfig:
+class PurgeConfig(_Checked):
     """Settings of ``eventlake purge`` (the ``purge:`` section of a config file)."""
 
     store: str = ""
@@ -121,12 +180,23 @@ class PurgeConfig:
         return self  # the filter is checked by its parser, which says where it is wrong
 
 
+def _check_catalog_format(name: str, field_map: dict[str, str]) -> None:
+    from eventlake.formats.base import catalog_format_names
+
+    if name not in catalog_format_names():
+        raise ConfigError(f"catalog_format: unknown catalog format {name!r}; known: {', '.join(catalog_format_names())}")
+    for column, target in field_map.items():
+        if target not in CATALOG_FIELD_TYPES:
+            raise ConfigError(f"catalog_field_map: {column} maps to {target!r}, which is not a catalog field; choose "
+                              f"from {', '.join(CATALOG_FIELD_TYPES)}")
+
+
 SECTIONS = {ImportConfig: "import", RejoinConfig: "rejoin", PurgeConfig: "purge"}
 
 
 def load_config(path: str | None, overrides: dict, kind: type = ImportConfig):
     """Defaults, then the YAML file's section for ``kind`` (or top level), then ``overrides``."""
-    types = {f.name: f.type for f in dataclasses.fields(kind)}
+    hints = typing.get_type_hints(kind)
     values: dict = {}
     if path:
         try:
@@ -144,17 +214,17 @@ def load_config(path: str | None, overrides: dict, kind: type = ImportConfig):
         if not isinstance(section, dict):
             raise ConfigError(f"{path}::{name}: must be a mapping of settings")
         for key, value in section.items():
-            if key not in types:
-                raise ConfigError(f"{path}::{key}: unknown setting of {name}; known: {', '.join(types)}")
-            values[key] = _relative_to(path, _coerce(f"{path}::{key}", types[key], value)) if key in PATH_SETTINGS \
-                else _coerce(f"{path}::{key}", types[key], value)
+            if key not in hints:
+                raise ConfigError(f"{path}::{key}: unknown setting of {name}; known: {', '.join(hints)}")
+            values[key] = _relative_to(path, _coerce(f"{path}::{key}", hints[key], value)) if key in PATH_SETTINGS \
+                else _coerce(f"{path}::{key}", hints[key], value)
     for key, value in overrides.items():
         if value is not None:
-            values[key] = _coerce(f"--{key.replace('_', '-')}", types[key], value)
+            values[key] = _coerce(f"--{key.replace('_', '-')}", hints[key], value)
     for key in PATH_SETTINGS & set(values):
         values[key] = [_without_file_scheme(v) for v in values[key]] if isinstance(values[key], list) \
             else _without_file_scheme(values[key])
-    return kind(**values).check()
+    return kind(**values)  # checked on construction
 
 
 def _without_file_scheme(path: str) -> str:
@@ -181,24 +251,3 @@ def _relative_to(config_path: str, value):
         return os.path.normpath(os.path.join(base, os.path.expanduser(p)))
 
     return [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
-
-
-def _coerce(where: str, kind: str, value):
-    expected = {
-        "list[str]": (list, str),
-        "str": (str, None),
-        "int": (int, None),
-        "bool": (bool, None),
-        "float | None": ((int, float), None),
-        "dict[str, str]": (dict, str),
-    }[kind]
-    outer, inner = expected
-    if isinstance(value, bool) and outer is not bool:
-        raise ConfigError(f"{where}: expected {kind}, got {value!r}")
-    if not isinstance(value, outer):
-        raise ConfigError(f"{where}: expected {kind}, got {type(value).__name__}")
-    if outer is list and not all(isinstance(v, inner) for v in value):
-        raise ConfigError(f"{where}: expected a list of strings")
-    if outer is dict and not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ConfigError(f"{where}: expected a mapping of strings to strings")
-    return float(value) if kind == "float | None" else value

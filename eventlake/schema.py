@@ -32,6 +32,11 @@ CATALOG_FIELD_TYPES: dict[str, pa.DataType] = {
 }
 DEFAULT_CATALOG_FIELDS = ("title", "categories", "price")
 
+
+def catalog_schema(fields: tuple[str, ...]) -> pa.Schema:
+    """A catalog as the join reads it: the product id and the fields the store keeps."""
+    return pa.schema([("id", pa.string())] + [(f, CATALOG_FIELD_TYPES[f]) for f in fields])
+
 PARTITION_COLUMN = "event_date"
 
 USER_INFO = pa.struct(
@@ -105,6 +110,11 @@ ORIGIN_FIELDS: list[pa.Field] = [
     pa.field("source_offset", pa.int64()),
 ]
 
+# Which format the record was read as (``eventlake.formats``). Not part of the content
+# fingerprint, and last in the stored schema: stores made before it existed gain it as a
+# column of its own, which their older files read as null.
+FORMAT_FIELD = pa.field("source_format", pa.string())
+
 # What the import adds: the join result and the content fingerprint used for dedupe.
 JOIN_FIELDS: list[pa.Field] = [
     pa.field("joined", pa.bool_()),
@@ -115,7 +125,7 @@ FINGERPRINT_FIELD = pa.field("event_fingerprint", pa.binary())
 # A parsed batch, between parse and validation: the event, its origin, and its line number and
 # raw text so that a rule broken later can still be reported with the record that broke it.
 SOURCE_DETAIL_FIELDS: list[pa.Field] = [pa.field("source_line", pa.int64()), pa.field("source_record", pa.binary())]
-PARSED_SCHEMA = pa.schema(EVENT_FIELDS + ORIGIN_FIELDS + SOURCE_DETAIL_FIELDS)
+PARSED_SCHEMA = pa.schema(EVENT_FIELDS + ORIGIN_FIELDS + SOURCE_DETAIL_FIELDS + [FORMAT_FIELD])
 
 
 def stored_schema(catalog_fields: tuple[str, ...] = DEFAULT_CATALOG_FIELDS) -> pa.Schema:
@@ -124,7 +134,7 @@ def stored_schema(catalog_fields: tuple[str, ...] = DEFAULT_CATALOG_FIELDS) -> p
         pa.field("product_details", product_details_type(catalog_fields)) if f.name == "product_details" else f
         for f in EVENT_FIELDS
     ]
-    return pa.schema(fields + ORIGIN_FIELDS + JOIN_FIELDS + [FINGERPRINT_FIELD])
+    return pa.schema(fields + ORIGIN_FIELDS + JOIN_FIELDS + [FINGERPRINT_FIELD, FORMAT_FIELD])
 
 
 def table_schema(catalog_fields: tuple[str, ...] = DEFAULT_CATALOG_FIELDS) -> pa.Schema:

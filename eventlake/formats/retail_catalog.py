@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import orjson
@@ -20,16 +21,14 @@ import pyarrow.json as pj
 
 from eventlake.errors import error_record
 from eventlake.formats.arrow_util import camel_to_snake
+from eventlake.formats.base import CatalogFormat, register_format
 from eventlake.formats.lines import LineBlock, loads_record
-from eventlake.schema import CATALOG_FIELD_TYPES
+from eventlake.io.files import ByteRange, read_blocks
+from eventlake.schema import catalog_schema
 
 _ROW_ERROR = re.compile(r"in row (\d+)")
 
 AVAILABILITY = ("AVAILABILITY_UNSPECIFIED", "IN_STOCK", "OUT_OF_STOCK", "PREORDER", "BACKORDER")
-
-
-def catalog_schema(fields: tuple[str, ...]) -> pa.Schema:
-    return pa.schema([("id", pa.string())] + [(f, CATALOG_FIELD_TYPES[f]) for f in fields])
 
 
 class ProductError(ValueError):
@@ -257,3 +256,16 @@ def _number(obj: dict, key: str, path: str):
     if not math.isfinite(number):
         raise ProductError(path, "INVALID_VALUE", f"{path} must be a finite number")
     return number
+
+
+@register_format
+class RetailProducts(CatalogFormat):
+    """Google Cloud Retail ``Product`` JSON lines, as Retail's product import and export write them."""
+
+    name = "retail"
+    suffixes = (".json", ".jsonl")
+    description = "Google Cloud Retail Product JSON lines"
+
+    def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[pa.Table, list[dict]]]:
+        for block, _ in read_blocks(byte_range, block_bytes):
+            yield parse_catalog_block(block, self.fields)

@@ -11,6 +11,7 @@ one call. A bad line costs its own slow parse, never a slow parse of its whole b
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import orjson
@@ -20,8 +21,12 @@ import pyarrow.json as pj
 
 from eventlake.errors import error_record
 from eventlake.formats.arrow_util import camel_to_snake, convert, list_any, rows_where, snake_to_camel
+from eventlake.formats.base import EventFormat, ParsedBlock, register_format
 from eventlake.formats.lines import LineBlock, loads_record
+from eventlake.io.files import ByteRange, read_blocks
 from eventlake.schema import EVENT_SCHEMA, PARSED_SCHEMA
+
+FORMAT_NAME = "retail"
 
 # The dialect the fast path reads: Retail's proto3 JSON names, lists where Retail has repeated
 # fields, every number as a double (integrality is checked after reading).
@@ -410,6 +415,7 @@ def _to_canonical(block: LineBlock, dialect: pa.Table, rows: np.ndarray, errors:
     columns.append(pa.array(block.offsets[rows], pa.int64()))
     columns.append(pa.array(block.line_numbers[rows], pa.int64()))
     columns.append(block.records(rows))
+    columns.append(pa.repeat(pa.scalar(FORMAT_NAME, pa.string()), len(rows)))
     return pa.RecordBatch.from_arrays(columns, schema=PARSED_SCHEMA)
 
 
@@ -448,3 +454,25 @@ def _parse_times(text: pa.ChunkedArray, well_formed: pa.ChunkedArray) -> pa.Arra
             except pa.ArrowInvalid:
                 out.append(pa.scalar(None, target))
         return pa.array([v.as_py() for v in out], target)
+
+
+@register_format
+class RetailFormat(EventFormat):
+    """Google Cloud Retail ``UserEvent`` JSON lines: the format of Retail's own import and export."""
+
+    name = FORMAT_NAME
+    suffixes = (".json", ".jsonl")
+    description = "Google Cloud Retail UserEvent JSON lines"
+
+    def __init__(self):
+        self._fields = FastFields()
+
+    def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
+        for block, line_count in read_blocks(byte_range, block_bytes):
+            batch, errors = parse_block(block, self._fields)
+            yield ParsedBlock(batch, errors, lines=line_count, records=len(block))
+
+    def rules(self, allowed_event_types: tuple[str, ...] = ()) -> list:
+        from eventlake.formats.retail_rules import retail_rules
+
+        return retail_rules(allowed_event_types)

@@ -94,7 +94,12 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         snapshot = delta_log.read_snapshot(plan.store)
         if any(c.get("eventlake", {}).get("run_id") == plan.run_id for c in snapshot.commits):
             break  # a retried step whose commit already landed
-        _check_schema(plan, snapshot)
+        added = _added_columns(plan, snapshot)
+        if added:
+            # New columns (source_format, say) join an older store's schema in a commit of their
+            # own; its files read them as null. Then this run's data lands as usual.
+            delta_log.try_commit(plan.store, snapshot.version + 1, _schema_actions(snapshot, added), attempt)
+            continue
         removed = set(checked.files) - set(snapshot.files)
         if removed and records - summary["errors"] > sum(f.rows for f in written):
             # Some events were dropped as duplicates of stored twins, and a purge or rejoin has
@@ -172,12 +177,36 @@ def likely_cause(path: str) -> str:
     return "is it another format (CSV, Parquet, another system's events)? eventlake reads Retail UserEvent JSON lines"
 
 
-def _check_schema(plan: CommitPlan, snapshot: delta_log.Snapshot) -> None:
+def _added_columns(plan: CommitPlan, snapshot: delta_log.Snapshot) -> list[dict]:
+    """The Delta fields this run writes that the store's schema lacks (none for a new store).
+
+    Raises when the store differs otherwise: its products keep other catalog fields.
+    """
     if snapshot.metadata is None:
-        return
-    expected = json.dumps(delta_log.delta_schema(table_schema(plan.catalog_fields)))
-    if json.loads(snapshot.metadata["schemaString"]) != json.loads(expected):
+        return []
+    have = {f["name"]: f for f in json.loads(snapshot.metadata["schemaString"])["fields"]}
+    want = delta_log.delta_schema(table_schema(plan.catalog_fields))["fields"]
+    if any(f["name"] in have and have[f["name"]] != f for f in want) or set(have) - {f["name"] for f in want}:
         raise RuntimeError(f"{plan.store}: the store was created with other catalog_fields; use the same ones")
+    return [f for f in want if f["name"] not in have]
+
+
+def _schema_actions(snapshot: delta_log.Snapshot, added: list[dict]) -> list[dict]:
+    schema = json.loads(snapshot.metadata["schemaString"])
+    schema["fields"] += added
+    names = [f["name"] for f in added]
+    return [
+        {"metaData": {**snapshot.metadata, "schemaString": json.dumps(schema)}},
+        {"commitInfo": {
+            "timestamp": int(time.time() * 1000),
+            "operation": "ADD COLUMNS",
+            "operationParameters": {"columns": json.dumps(names)},
+            "isBlindAppend": True,
+            "engineInfo": f"eventlake/{__version__}",
+            "eventlake": {"job": "schema", "version": snapshot.version + 1, "parameters": {"added_columns": names},
+                          "counts": {}},
+        }},
+    ]
 
 
 def _drop_late_duplicates(plan: CommitPlan, snapshot: delta_log.Snapshot, checked: delta_log.Snapshot,

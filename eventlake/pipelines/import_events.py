@@ -14,6 +14,7 @@ import apache_beam as beam
 
 from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
+from eventlake.formats.base import format_class
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import ByteRange, read_all, split_ranges
 from eventlake.io.store import WriteStoreFiles
@@ -37,11 +38,9 @@ from eventlake.transforms.catalog import ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
 from eventlake.transforms.fingerprint import FingerprintEvents
 from eventlake.transforms.join import JoinCatalog
-from eventlake.transforms.parse import STATS, ParseRetailJson
+from eventlake.transforms.parse import STATS, ParseEvents
 from eventlake.transforms.summarize import ErrorSummaryFn, SummarizeErrors, no_errors
-from eventlake.transforms.validate import ValidateRetailEvents
-
-EVENT_SUFFIXES = (".json", ".jsonl")
+from eventlake.transforms.validate import ValidateEvents
 
 
 @dataclass(frozen=True)
@@ -57,12 +56,13 @@ class ImportPlan:
 def plan_import(config: ImportConfig) -> ImportPlan:
     """Match files and read the store's log; raise ``JobError`` when there is nothing sane to do."""
     store = absolute(config.store)
-    files, unmatched = input_files(config.events, EVENT_SUFFIXES)
+    event_format = format_class(config.format)
+    files, unmatched = input_files(config.events, event_format.suffixes)
     if unmatched and not (files and config.allow_missing):
         hint = "; pass --allow-missing to import the other files without it" if files else ""
-        raise JobError(f"no event file matches {', '.join(unmatched)} (names must end in .json or .jsonl, optionally "
-                       f".gz, .bz2 or .zst){hint}")
-    catalog = catalog_paths(config.catalog)
+        raise JobError(f"no event file matches {', '.join(unmatched)} (names of {config.format} files must end in "
+                       f"{' or '.join(event_format.suffixes)}, optionally .gz, .bz2 or .zst){hint}")
+    catalog = catalog_paths(config.catalog, config.catalog_format)
     snapshot = read_store(store, must_exist=False)
     tidied = tidy_store(store, snapshot)
     done = set() if config.reimport else snapshot.imported_sources()
@@ -72,7 +72,9 @@ def plan_import(config: ImportConfig) -> ImportPlan:
     errors_dir = join_path(errors_root, run_id)  # one folder per run: a second run never overwrites the first
     parameters = {
         "events": config.events,
+        "format": config.format,
         "catalog": config.catalog,
+        "catalog_format": config.catalog_format,
         "reimport": config.reimport,
         "max_error_ratio": config.max_error_ratio,
         "catalog_fields": list(config.catalog_fields),
@@ -92,7 +94,8 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         source_index={f.path: i for i, f in enumerate(new)},
         leftovers_removed=tidied["files_removed"],
     )
-    return ImportPlan(config, split_ranges(new, config.split_bytes), catalog, commit)
+    split_bytes = config.split_bytes if event_format.splittable else 1 << 62  # records may span lines: read whole
+    return ImportPlan(config, split_ranges(new, split_bytes), catalog, commit)
 
 
 class _CommitFn(beam.DoFn):
@@ -114,13 +117,15 @@ class ImportEvents(beam.PTransform):
         config, plan = self._plan.config, self._plan
         fields = tuple(config.catalog_fields)
         samples = config.max_error_samples
-        catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields, plan.commit.temp_dir)
+        catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields, plan.commit.temp_dir,
+                                                        format_name=config.catalog_format,
+                                                        field_map=config.catalog_field_map)
         parsed = (
             pbegin
             | "ListByteRanges" >> beam.Create(plan.ranges, reshuffle=True)  # reshuffled: spread over the workers
-            | "ParseRetailJson" >> ParseRetailJson(config.block_bytes)
+            | "ParseEvents" >> ParseEvents(config.format, config.block_bytes)
         )
-        valid = parsed.events | "ValidateRetailEvents" >> ValidateRetailEvents(
+        valid = parsed.events | "ValidateEvents" >> ValidateEvents(
             tuple(config.allowed_event_types), config.event_type_map
         )
         written = (

@@ -166,7 +166,9 @@ class RejoinEvents(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[dict]:
         plan, commit = self._plan, self._plan.commit
         catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, plan.catalog_fields,
-                                                        scratch_dir(commit.store, commit.run_id))
+                                                        scratch_dir(commit.store, commit.run_id),
+                                                        format_name=plan.config.catalog_format,
+                                                        field_map=plan.config.catalog_field_map)
         catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(MAX_SAMPLES)).without_defaults()
         products = beam.pvalue.AsSingleton(catalog["products"])
         return (
@@ -199,11 +201,11 @@ def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
     store = absolute(config.store)
     snapshot = read_store(store)
     tidied = tidy_store(store, snapshot)
-    catalog = catalog_paths(config.catalog)
+    catalog = catalog_paths(config.catalog, config.catalog_format)
     files = [add for _, add in sorted(snapshot.files.items())]
     scanned = [add for add in files if in_scope(add, config.scope)]
     run_id = start_run(store)
-    parameters = {"catalog": config.catalog, "scope": config.scope}
+    parameters = {"catalog": config.catalog, "catalog_format": config.catalog_format, "scope": config.scope}
     commit = RewritePlan("rejoin", "UPDATE", run_id, store, snapshot.version, parameters, time.time(),
                          tidied["files_removed"])
     return RejoinPlan(config, commit, catalog, store_catalog_fields(snapshot), scanned,

@@ -133,14 +133,17 @@ def check_intact(store: str, snapshot: delta_log.Snapshot, listing: dict | None 
                        "from a backup (nothing was changed)")
 
 
-def catalog_paths(pattern: str) -> list[str]:
+def catalog_paths(pattern: str, format_name: str = "retail") -> list[str]:
     """The catalog files a path or glob names; ``JobError`` when there are none."""
+    from eventlake.formats.base import catalog_format_class
+
+    suffixes = catalog_format_class(format_name).suffixes
     try:
-        files, _ = match_files([pattern], (".json", ".jsonl"))
+        files, _ = match_files([pattern], suffixes)
     except InputPathError as exc:
         raise JobError(f"cannot read the catalog: {exc}") from None
     if not files:
-        raise JobError(f"cannot read the catalog {pattern}: no such .json or .jsonl file")
+        raise JobError(f"cannot read the catalog {pattern}: no such {' or '.join(suffixes)} file")
     return [f.path for f in files]
 
 

@@ -20,17 +20,17 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from eventlake.errors import ERRORS
-from eventlake.formats.retail_catalog import catalog_schema, parse_catalog_block
+from eventlake.formats.base import SourceFileError, catalog_format_class
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import (
     ByteRange,
     DamagedSourceError,
     lines_before,
     read_all,
-    read_blocks,
     source_file,
     split_ranges,
 )
+from eventlake.schema import catalog_schema
 from eventlake.transforms.product_index import ProductIndex
 
 _BLOCK_BYTES = 8 << 20
@@ -92,8 +92,12 @@ def load_catalog(catalog: CatalogFile) -> tuple[pa.Table, ProductIndex]:
 class _ParseCatalogRangeFn(beam.DoFn):
     """One byte range of a catalog file -> a numbered part file; the numbers keep file order."""
 
-    def __init__(self, fields: tuple[str, ...], temp_dir: str):
+    def __init__(self, fields: tuple[str, ...], temp_dir: str, format_name: str, field_map: dict[str, str]):
         self._fields, self._temp_dir = fields, temp_dir
+        self._format_name, self._field_map = format_name, field_map
+
+    def setup(self):
+        self._format = catalog_format_class(self._format_name)(self._fields, self._field_map)
 
     def process(self, element: tuple[int, ByteRange]):
         number, byte_range = element
@@ -101,15 +105,14 @@ class _ParseCatalogRangeFn(beam.DoFn):
         earlier_lines = None  # lines before the range: counted only when a line number is needed
         failure = None
         try:
-            for block, _ in read_blocks(byte_range, _BLOCK_BYTES):
-                table, errors = parse_catalog_block(block, self._fields)
+            for table, errors in self._format.read_range(byte_range, _BLOCK_BYTES):
                 for error in errors:
                     if error["line"] is not None and byte_range.start > 0:
                         earlier_lines = lines_before(byte_range) if earlier_lines is None else earlier_lines
                         error["line"] += earlier_lines
                     yield beam.pvalue.TaggedOutput(ERRORS, error)
                 parts.append(table)
-        except DamagedSourceError as error:
+        except (DamagedSourceError, SourceFileError) as error:
             failure = str(error)
         table = latest_products(pa.concat_tables(parts)) if parts else catalog_schema(self._fields).empty_table()
         part = write_catalog(join_path(self._temp_dir, f"catalog-part-{number:05d}.arrow"), table)
@@ -138,6 +141,9 @@ class _MergeCatalogPartsFn(beam.DoFn):
 class ReadCatalog(beam.PTransform):
     """Catalog file paths -> ``products`` (a singleton ``CatalogFile``) and ``errors``.
 
+    ``format_name`` is a registered catalog format (``retail``, ``personalize-items``, ...);
+    ``field_map`` maps its source columns to catalog fields, where the format uses one.
+
     A damaged compressed catalog file does not stop the pipeline here: ``products.failure``
     names it, and the job's commit step refuses to commit.
 
@@ -146,20 +152,23 @@ class ReadCatalog(beam.PTransform):
     removes it when it ends.
     """
 
-    def __init__(self, paths: list[str], fields: tuple[str, ...], temp_dir: str, split_bytes: int = SPLIT_BYTES):
+    def __init__(self, paths: list[str], fields: tuple[str, ...], temp_dir: str, split_bytes: int = SPLIT_BYTES,
+                 format_name: str = "retail", field_map: dict[str, str] | None = None):
         super().__init__()
         if not paths:
             raise ValueError("ReadCatalog needs at least one catalog file")
         self._paths, self._fields, self._temp_dir = list(paths), tuple(fields), temp_dir
-        self._split_bytes = split_bytes
+        self._format = catalog_format_class(format_name)  # an unknown name fails here, not on a worker
+        self._field_map = dict(field_map or {})
+        self._split_bytes = split_bytes if self._format.splittable else 1 << 62
 
     def expand(self, pbegin):
         ranges = split_ranges([source_file(p) for p in self._paths], self._split_bytes)
         parts = (
             pbegin
             | "ListCatalogRanges" >> beam.Create(list(enumerate(ranges)))
-            | "ParseRetailProducts" >> beam.ParDo(_ParseCatalogRangeFn(self._fields, self._temp_dir)).with_outputs(
-                ERRORS, main="parts")
+            | "ParseProducts" >> beam.ParDo(_ParseCatalogRangeFn(self._fields, self._temp_dir, self._format.name,
+                                                                 self._field_map)).with_outputs(ERRORS, main="parts")
         )
         products = (
             parts.parts

@@ -143,7 +143,8 @@ def test_cli_failures_are_one_line_without_traceback(tmp_path, retail_data):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"eventlake import: no event file matches {tmp_path / 'nothing*.json'} "
-                                                  "(names must end in .json or .jsonl, optionally .gz, .bz2 or .zst)"]
+                                                  "(names of retail files must end in .json or .jsonl, optionally .gz, "
+                                                  ".bz2 or .zst)"]
     assert not (tmp_path / "store").exists()
 
 

@@ -5,7 +5,8 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from eventlake.formats.retail_json import parse_block
-from eventlake.transforms.validate import ValidateRetailEvents, check, retail_rules
+from eventlake.formats.retail_rules import retail_rules
+from eventlake.transforms.validate import ValidateRetailEvents, check
 from tests.conftest import block_of, local_pipeline
 
 BASE = {"visitorId": "v1", "eventTime": "2022-02-23T10:27:42Z"}

@@ -1,0 +1,187 @@
+"""The contract every source format keeps, and the registry that finds formats by name.
+
+A format turns the bytes of one byte range of a source file into canonical batches
+(``PARSED_SCHEMA``) and error records, and names the rules its source system applies to its
+events. Everything else — matching files, decompressing, parallel reading, validation,
+fingerprints, the join, the store — is shared, so a new format is one module: a subclass of
+``EventFormat`` registered with ``register_format`` (or, from a package of the user's own,
+through the ``eventlake.formats`` entry-point group, whose entries name such a class).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from eventlake.io.files import ByteRange
+from eventlake.schema import PARSED_SCHEMA
+
+ENTRY_POINT_GROUP = "eventlake.formats"
+
+
+@dataclass
+class ParsedBlock:
+    """What a format made of one block of records.
+
+    ``lines`` counts the physical lines the block spanned (blank ones included), so that a byte
+    range's line numbers can be made absolute once every earlier range has reported its count;
+    ``records`` counts the records seen, so that ``records == len(batch) + len(errors)``.
+    """
+
+    batch: pa.RecordBatch
+    errors: list[dict] = field(default_factory=list)
+    lines: int = 0
+    records: int = 0
+
+
+class SourceFileError(ValueError):
+    """A whole file cannot be read as its format (a required column is missing, say): the run
+    fails with this one line, naming the file, instead of one error per record."""
+
+
+class EventFormat(abc.ABC):
+    """One source system's event files.
+
+    Subclasses set the class attributes and implement ``read_range``; ``rules`` is optional.
+    Instances are made on each worker (``DoFn.setup``), so costly set-up belongs in ``__init__``.
+    """
+
+    name: ClassVar[str]
+    """The name users give to ``--format``."""
+    suffixes: ClassVar[tuple[str, ...]]
+    """File names it reads end in one of these, before an optional ``.gz``/``.bz2``/``.zst``."""
+    splittable: ClassVar[bool] = True
+    """Whether a large uncompressed file may be read in byte ranges cut at line ends (false
+    where a record may span lines, as a quoted CSV field can)."""
+    default_event_type_map: ClassVar[Mapping[str, str]] = {}
+    """Source event type -> canonical type, before the config's own ``event_type_map``."""
+    description: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
+        """The records that start in ``byte_range``, a block (about ``block_bytes``) at a time.
+
+        Raises ``SourceFileError`` for a file that cannot be this format, and lets
+        ``eventlake.io.files.DamagedSourceError`` through for one that does not decompress.
+        """
+
+    def rules(self, allowed_event_types: tuple[str, ...] = ()) -> list:
+        """The source system's rules (``eventlake.formats.rules.Rule``) over canonical batches."""
+        return []
+
+
+def canonical_batch(columns: dict[str, pa.Array], source: str, offsets: np.ndarray, lines: np.ndarray,
+                    records: pa.Array, format_name: str) -> pa.RecordBatch:
+    """A ``PARSED_SCHEMA`` batch from the event columns a format has (the rest null) and each
+    record's origin: its file, byte offset, 1-based line (-1: not known yet) and raw text."""
+    n = len(offsets)
+    origin = {
+        "source_uri": pa.repeat(pa.scalar(source, pa.string()), n),
+        "source_offset": pa.array(offsets, pa.int64()),
+        "source_line": pa.array(lines, pa.int64()),
+        "source_record": records,
+        "source_format": pa.repeat(pa.scalar(format_name, pa.string()), n),
+    }
+    arrays = []
+    for f in PARSED_SCHEMA:
+        value = origin.get(f.name, columns.get(f.name))
+        arrays.append(pa.nulls(n, f.type) if value is None else value)
+    return pa.RecordBatch.from_arrays(arrays, schema=PARSED_SCHEMA)
+
+
+class CatalogFormat(abc.ABC):
+    """One source system's product (item) files, read for the join.
+
+    ``read_range`` gives tables in ``catalog_schema(fields)``: the product ``id`` and the catalog
+    fields the store keeps. ``field_map`` names, for formats whose columns are the user's own
+    (Personalize's item metadata), which source column fills which catalog field.
+    """
+
+    name: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]]
+    splittable: ClassVar[bool] = True
+    description: ClassVar[str] = ""
+
+    def __init__(self, fields: tuple[str, ...], field_map: Mapping[str, str] | None = None):
+        self.fields, self.field_map = tuple(fields), dict(field_map or {})
+
+    @abc.abstractmethod
+    def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[pa.Table, list[dict]]]:
+        """The products whose records start in ``byte_range``, and an error for each invalid one.
+
+        Error line numbers are relative to the range (a range that starts mid-file has them
+        made absolute by the caller); the same exceptions as ``EventFormat.read_range``.
+        """
+
+
+_registry: dict[str, type[EventFormat]] = {}
+_catalog_registry: dict[str, type[CatalogFormat]] = {}
+_entry_points_loaded = False
+
+
+def register_format(cls):
+    """Make an ``EventFormat`` or ``CatalogFormat`` subclass available by its ``name``; usable
+    as a class decorator."""
+    if isinstance(cls, type) and issubclass(cls, EventFormat):
+        registry = _registry
+    elif isinstance(cls, type) and issubclass(cls, CatalogFormat):
+        registry = _catalog_registry
+    else:
+        raise TypeError(f"{cls!r} is neither an EventFormat nor a CatalogFormat subclass")
+    existing = registry.get(cls.name)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"a format named {cls.name!r} is registered already ({existing.__module__})")
+    registry[cls.name] = cls
+    return cls
+
+
+def _load_builtin_and_plugins() -> None:
+    global _entry_points_loaded
+    from eventlake.formats import personalize, retail_catalog, retail_json  # noqa: F401 - they register themselves
+
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        register_format(entry.load())
+
+
+def catalog_format_names() -> list[str]:
+    _load_builtin_and_plugins()
+    return sorted(_catalog_registry)
+
+
+def catalog_format_class(name: str) -> type[CatalogFormat]:
+    _load_builtin_and_plugins()
+    try:
+        return _catalog_registry[name]
+    except KeyError:
+        raise KeyError(f"unknown catalog format {name!r}; known: {', '.join(sorted(_catalog_registry))}") from None
+
+
+def format_names() -> list[str]:
+    _load_builtin_and_plugins()
+    return sorted(_registry)
+
+
+def get_format(name: str) -> EventFormat:
+    """A new instance of the format called ``name``; ``KeyError`` naming the known ones."""
+    _load_builtin_and_plugins()
+    try:
+        return _registry[name]()
+    except KeyError:
+        raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(_registry))}") from None
+
+
+def format_class(name: str) -> type[EventFormat]:
+    _load_builtin_and_plugins()
+    try:
+        return _registry[name]
+    except KeyError:
+        raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(_registry))}") from None

@@ -1,0 +1,189 @@
+"""Importing every source format end to end, stores made before formats existed, and formats
+that a package of the user's own registers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import deltalake
+import pytest
+
+from eventlake.cli import main
+from eventlake.formats import base
+from tests.conftest import SHARED_DATA
+from tests.pipelines.conftest import assert_counts_add_up, make_catalog, summary_of
+
+CASES = Path(__file__).resolve().parents[1] / "cases"
+
+
+def _catalog_of_ids(path, ids) -> None:
+    path.write_text("".join(json.dumps({"id": str(i), "title": f"Item {i}", "categories": ["c"]}) + "\n" for i in ids))
+
+
+def test_the_shared_personalize_interactions_import_with_no_errors(tmp_path):
+    source = SHARED_DATA / "personalize" / "interactions.csv"
+    if not source.exists():
+        pytest.skip("the shared sample data is not here")
+    _catalog_of_ids(tmp_path / "items.json", range(1, 1000))
+    code = main(["import", "--format", "personalize", "--events", str(source), "--catalog", str(tmp_path / "items.json"),
+                 "--store", str(tmp_path / "store"), "--summary", str(tmp_path / "summary.json")])
+    assert code == 0
+    s = summary_of(tmp_path / "summary.json")
+    assert_counts_add_up(s)
+    assert (s["records"], s["errors"]) == (158_371, 0)
+    table = deltalake.DeltaTable(str(tmp_path / "store")).to_pyarrow_table()
+    assert table.num_rows == s["stored"] and s["stored"] + s["duplicates"] == 158_371
+    assert set(table.column("source_format").to_pylist()) == {"personalize"}
+    assert set(table.column("event_type").to_pylist()) == {"click", "watch"}
+    assert s["joined"] == sum(table.column("joined").to_pylist()) > 0
+
+
+def test_a_personalize_file_with_bad_rows_keeps_counts_and_samples(tmp_path):
+    (tmp_path / "i.csv").write_text("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n"
+                                    "u1,1,1700000000,click\n"
+                                    "u1,1,1700000000,click\n"  # a duplicate
+                                    "u2,2,1700000000123,click\n"  # milliseconds
+                                    "u3,,1700000001,click\n")
+    _catalog_of_ids(tmp_path / "items.json", [1])
+    code = main(["import", "--format", "personalize", "--events", str(tmp_path / "i.csv"),
+                 "--catalog", str(tmp_path / "items.json"), "--store", str(tmp_path / "store")])
+    assert code == 0
+    [run] = [p for p in (tmp_path / "store" / "_errors").iterdir() if p.is_dir()]
+    s = summary_of(run / "summary.json")
+    assert (s["records"], s["stored"], s["duplicates"], s["errors"]) == (4, 1, 1, 2)
+    samples = [json.loads(line)["details"][0] for line in (run / "errors.jsonl").read_text().splitlines()]
+    assert [(d["line"], d["field"], d["reason"]) for d in samples] == [
+        (4, "TIMESTAMP", "INVALID_TIMESTAMP"), (5, "ITEM_ID", "REQUIRED")]
+
+
+def test_a_personalize_file_without_a_required_column_fails_the_run(tmp_path, capsys):
+    (tmp_path / "i.csv").write_text("USER,ITEM_ID,TIMESTAMP\nu1,1,1700000000\n")
+    make_catalog(tmp_path / "c.json")
+    code = main(["import", "--format", "personalize", "--events", str(tmp_path / "i.csv"),
+                 "--catalog", str(tmp_path / "c.json"), "--store", str(tmp_path / "store")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "the header has no USER_ID column" in err[0] and "i.csv" in err[0]
+    assert not (tmp_path / "store" / "_delta_log").exists()
+
+
+def test_an_unknown_format_is_refused_naming_the_known_ones(tmp_path, capsys):
+    code = main(["import", "--format", "parquet-ish", "--events", "x.json", "--catalog", "c.json",
+                 "--store", str(tmp_path / "store")])
+    assert code == 2
+    assert "format: unknown format 'parquet-ish'; known: personalize, retail" in capsys.readouterr().err
+
+
+def test_a_store_made_before_formats_gains_the_new_column_in_a_commit_of_its_own(tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(CASES / "store-0.1.0", store)  # written by eventlake 0.1.0 before source formats
+    (tmp_path / "i.csv").write_text("USER_ID,ITEM_ID,TIMESTAMP\nu1,GGOEAAEC172013,1700000000\n")
+    make_catalog(tmp_path / "c.json")
+    code = main(["import", "--format", "personalize", "--events", str(tmp_path / "i.csv"),
+                 "--catalog", str(tmp_path / "c.json"), "--store", str(store)])
+    assert code == 0
+    table = deltalake.DeltaTable(str(store))
+    assert table.version() == 2
+    history = [h["operation"] for h in sorted(table.history(), key=lambda h: h["version"])]
+    assert history == ["WRITE", "ADD COLUMNS", "WRITE"]
+    rows = table.to_pyarrow_table().to_pylist()
+    assert sorted((r["source_format"] or "-") for r in rows) == ["-", "-", "-", "personalize"]  # old files: null
+    assert main(["purge", "--store", str(store), "--filter", 'visitorId = "u1"', "--force"]) == 0
+    assert len(deltalake.DeltaTable(str(store)).to_pyarrow_table()) == 3
+    # a Retail import into the same store needs no second schema commit
+    shutil.copy(CASES.parents[1] / "examples" / "user_events.json", tmp_path / "more.json")
+    assert main(["import", "--events", str(tmp_path / "more.json"), "--catalog", str(tmp_path / "c.json"),
+                 "--store", str(store), "--max-error-ratio", "0.5"]) == 0
+    assert [h["operation"] for h in deltalake.DeltaTable(str(store)).history()].count("ADD COLUMNS") == 1
+
+
+@pytest.fixture
+def plugin_format(tmp_path, monkeypatch):
+    """A package of the user's own that registers a format through the entry-point group."""
+    site = tmp_path / "site"
+    (site / "tabbed_events").mkdir(parents=True)
+    (site / "tabbed_events" / "__init__.py").write_text(textwrap.dedent('''
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch
+        from eventlake.io.files import read_blocks
+
+
+        class TabbedEvents(EventFormat):
+            """visitor <TAB> item <TAB> unix seconds, one event per line."""
+
+            name = "tabbed"
+            suffixes = (".tsv",)
+
+            def read_range(self, byte_range, block_bytes):
+                for block, line_count in read_blocks(byte_range, block_bytes):
+                    rows = [block.raw(i).decode().split("\\t") for i in range(len(block))]
+                    seconds = pa.array([int(r[2]) for r in rows], pa.int64())
+                    product = pa.StructArray.from_arrays([pa.array([r[1] for r in rows])], names=["id"])
+                    entry = pa.StructArray.from_arrays([product, pa.nulls(len(rows), pa.int64())],
+                                                       names=["product", "quantity"])
+                    columns = {
+                        "event_type": pa.array(["detail-page-view"] * len(rows)),
+                        "visitor_id": pa.array([r[0] for r in rows]),
+                        "event_time": pc.multiply(seconds, 1_000_000).cast(pa.timestamp("us", tz="UTC")),
+                        "product_details": pa.ListArray.from_arrays(pa.array(np.arange(len(rows) + 1, dtype=np.int32)),
+                                                                    entry),
+                    }
+                    yield ParsedBlock(canonical_batch(columns, block.source, block.offsets, block.line_numbers,
+                                                      block.records(np.arange(len(block))), self.name),
+                                      lines=line_count, records=len(block))
+    '''))
+    info = site / "tabbed_events-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tabbed-events\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[eventlake.formats]\ntabbed = tabbed_events:TabbedEvents\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(base, "_entry_points_loaded", False)
+    yield
+    base._registry.pop("tabbed", None)
+    sys.modules.pop("tabbed_events", None)
+
+
+def test_a_format_from_another_package_imports_through_the_entry_point_group(tmp_path, plugin_format):
+    assert "tabbed" in base.format_names()
+    (tmp_path / "e.tsv").write_text("v1\tp1\t1700000000\nv2\tp2\t1700000060\n")
+    make_catalog(tmp_path / "c.json")
+    code = main(["import", "--format", "tabbed", "--events", str(tmp_path / "e.tsv"), "--catalog", str(tmp_path / "c.json"),
+                 "--store", str(tmp_path / "store")])
+    assert code == 0
+    rows = deltalake.DeltaTable(str(tmp_path / "store")).to_pyarrow_table().to_pylist()
+    assert sorted((r["visitor_id"], r["source_format"], r["joined"]) for r in rows) == [
+        ("v1", "tabbed", True), ("v2", "tabbed", True)]
+
+
+def test_personalize_interactions_join_personalize_items_from_the_command_line(tmp_path):
+    interactions = SHARED_DATA / "personalize" / "interactions.csv"
+    items = SHARED_DATA / "personalize" / "item-meta.csv"
+    if not interactions.exists():
+        pytest.skip("the shared sample data is not here")
+    head = interactions.read_text().splitlines()[:2001]
+    (tmp_path / "interactions.csv").write_text("\n".join(head) + "\n")
+    code = main(["import", "--format", "personalize", "--events", str(tmp_path / "interactions.csv"),
+                 "--catalog-format", "personalize-items", "--catalog", str(items), "--catalog-field", "GENRE=categories",
+                 "--store", str(tmp_path / "store"), "--summary", str(tmp_path / "s.json")])
+    assert code == 0
+    s = summary_of(tmp_path / "s.json")
+    assert s["errors"] == 0 and s["catalog_errors"] == 0 and s["joined"] == s["stored"]
+    table = deltalake.DeltaTable(str(tmp_path / "store")).to_pyarrow_table()
+    genres = {r["product"]["id"]: r["product"]["categories"] for details in table.column("product_details").to_pylist()
+              for r in details}
+    assert genres["1"] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
+    # rejoin reads the same catalog format
+    assert main(["rejoin", "--store", str(tmp_path / "store"), "--catalog-format", "personalize-items",
+                 "--catalog", str(items), "--catalog-field", "GENRE=categories"]) == 0
+
+
+def test_a_catalog_field_flag_without_a_field_is_refused(tmp_path, capsys):
+    code = main(["import", "--events", "e.json", "--catalog", "c.csv", "--catalog-format", "personalize-items",
+                 "--catalog-field", "GENRE", "--store", str(tmp_path / "store")])
+    assert code == 2 and "--catalog-field: expected COLUMN=FIELD, got 'GENRE'" in capsys.readouterr().err
