@@ -38,7 +38,8 @@ from eventlake.transforms.catalog import ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
 from eventlake.transforms.fingerprint import FingerprintEvents
 from eventlake.transforms.join import JoinCatalog
-from eventlake.transforms.parse import STATS, ParseEvents
+from eventlake.transforms.parse import STATS
+from eventlake.transforms.read_events import ReadEvents
 from eventlake.transforms.summarize import ErrorSummaryFn, SummarizeErrors, no_errors
 from eventlake.transforms.validate import ValidateEvents
 
@@ -106,8 +107,55 @@ class _CommitFn(beam.DoFn):
         yield commit_import(self._plan, written, stats, errors, catalog_errors, catalog.products, catalog.failure)
 
 
+class WriteToEventStore(beam.PTransform):
+    """The second half of an import: joined batches -> store files, dedupe, one commit, error
+    samples and a summary (a PCollection of one dict).
+
+    Its input is a dict of PCollections: ``events`` (fingerprinted, joined batches), ``errors``
+    (a PCollection of error records, or a tuple of several), ``stats`` (``ReadEvents``' per-range
+    stats), ``catalog`` (``ReadCatalog``'s products) and ``catalog_errors``.
+
+    Args:
+        plan: what the commit needs to know, from ``plan_import`` (run id, store version read,
+            files and their log entries, limits).
+        max_error_samples: how many error samples to keep; counts are always complete.
+    """
+
+    def __init__(self, plan: CommitPlan, max_error_samples: int = 1000):
+        super().__init__()
+        self._plan, self._samples = plan, max_error_samples
+
+    def expand(self, inputs: dict) -> beam.PCollection[dict]:
+        plan = self._plan
+        errors = inputs["errors"] if isinstance(inputs["errors"], tuple) else (inputs["errors"],)
+        written = (
+            inputs["events"]
+            | "WriteStoreFiles" >> WriteStoreFiles(plan.store, plan.run_id, stored_schema(plan.catalog_fields))
+            | "DropDuplicates" >> DropDuplicates(plan.store, plan.base_version, plan.source_index)
+        )
+        error_summary = errors | "SummarizeErrors" >> SummarizeErrors(self._samples)
+        catalog_errors = inputs["catalog_errors"] | "SummarizeCatalogErrors" >> beam.CombineGlobally(
+            ErrorSummaryFn(self._samples)).without_defaults()
+        return (
+            written
+            | "GatherWrittenFiles" >> beam.combiners.ToList()
+            | "CommitImport" >> beam.ParDo(
+                _CommitFn(plan),
+                beam.pvalue.AsList(inputs["stats"]),
+                beam.pvalue.AsSingleton(error_summary),
+                beam.pvalue.AsSingleton(catalog_errors, default_value=no_errors()),
+                beam.pvalue.AsSingleton(inputs["catalog"]),
+            )
+        )
+
+
 class ImportEvents(beam.PTransform):
-    """The import job as one transform: a pipeline root -> a PCollection of one summary dict."""
+    """The import job as one transform: a pipeline root -> a PCollection of one summary dict.
+
+    It is ``ReadEvents`` -> ``ValidateEvents`` -> ``FingerprintEvents`` -> ``JoinCatalog`` ->
+    ``WriteToEventStore``, with ``ReadCatalog`` beside them; a pipeline of one's own can compose
+    the same parts with steps of its own between them.
+    """
 
     def __init__(self, plan: ImportPlan):
         super().__init__()
@@ -116,42 +164,22 @@ class ImportEvents(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[dict]:
         config, plan = self._plan.config, self._plan
         fields = tuple(config.catalog_fields)
-        samples = config.max_error_samples
         catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields, plan.commit.temp_dir,
                                                         format_name=config.catalog_format,
                                                         field_map=config.catalog_field_map)
-        parsed = (
-            pbegin
-            | "ListByteRanges" >> beam.Create(plan.ranges, reshuffle=True)  # reshuffled: spread over the workers
-            | "ParseEvents" >> ParseEvents(config.format, config.block_bytes)
-        )
-        valid = parsed.events | "ValidateEvents" >> ValidateEvents(
-            tuple(config.allowed_event_types), config.event_type_map
-        )
-        written = (
+        read = pbegin | "ReadEvents" >> ReadEvents(ranges=plan.ranges, format=config.format,
+                                                   block_bytes=config.block_bytes)
+        valid = read.events | "ValidateEvents" >> ValidateEvents(tuple(config.allowed_event_types),
+                                                                 config.event_type_map)
+        joined = (
             valid.events
             | "FingerprintEvents" >> FingerprintEvents()
             | "JoinCatalog" >> JoinCatalog(beam.pvalue.AsSingleton(catalog["products"]), fields)
-            | "WriteStoreFiles" >> WriteStoreFiles(plan.commit.store, plan.commit.run_id, stored_schema(fields))
-            | "DropDuplicates" >> DropDuplicates(plan.commit.store, plan.commit.base_version, plan.commit.source_index)
         )
-        errors = (
-            (parsed[ERRORS], valid[ERRORS])
-            | "SummarizeErrors" >> SummarizeErrors(samples)
-        )
-        catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(
-            ErrorSummaryFn(samples)).without_defaults()
-        return (
-            written
-            | "GatherWrittenFiles" >> beam.combiners.ToList()
-            | "CommitImport" >> beam.ParDo(
-                _CommitFn(plan.commit),
-                beam.pvalue.AsList(parsed[STATS]),
-                beam.pvalue.AsSingleton(errors),
-                beam.pvalue.AsSingleton(catalog_errors, default_value=no_errors()),
-                beam.pvalue.AsSingleton(catalog["products"]),
-            )
-        )
+        return {
+            "events": joined, "errors": (read[ERRORS], valid[ERRORS]), "stats": read[STATS],
+            "catalog": catalog["products"], "catalog_errors": catalog[ERRORS],
+        } | "WriteToEventStore" >> WriteToEventStore(plan.commit, config.max_error_samples)
 
 
 def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> dict:

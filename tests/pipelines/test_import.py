@@ -304,3 +304,58 @@ def test_a_purge_landing_between_the_imports_dedupe_and_commit_makes_it_run_agai
     s = import_events.run_import(config)
     assert s["status"] == "ok" and s["version"] == 2 and landed[0]["version"] == 1
     _assert_purge_then_import(generated, landed[0], s)
+
+
+def test_the_import_built_from_its_public_parts_in_a_pipeline_of_ones_own(generated):
+    """ReadCatalog, ReadEvents, ValidateEvents, FingerprintEvents, JoinCatalog and
+    WriteToEventStore compose into the import, with a step of the user's own between them."""
+    import apache_beam as beam
+    import pyarrow.compute as pc
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    from eventlake.config import load_config
+    from eventlake.errors import ERRORS
+    from eventlake.pipelines.import_events import WriteToEventStore, plan_import
+    from eventlake.transforms.catalog import ReadCatalog
+    from eventlake.transforms.fingerprint import FingerprintEvents
+    from eventlake.transforms.join import JoinCatalog
+    from eventlake.transforms.parse import STATS
+    from eventlake.transforms.read_events import ReadEvents
+    from eventlake.transforms.validate import ValidateEvents
+
+    def shout(batch):  # the user's own step: visitor ids in upper case
+        return batch.set_column(batch.schema.get_field_index("visitor_id"), "visitor_id",
+                                pc.utf8_upper(batch.column("visitor_id")))
+
+    events = [str(generated / "events" / "*.json*")]
+    settings = {"events": events, "catalog": str(generated / "catalog.json")}
+    expected = run("--events", events[0], "--catalog", generated / "catalog.json", "--store", generated / "reference")
+    assert expected == 0
+    plan = plan_import(load_config(None, {**settings, "store": str(generated / "store")}))
+    fields = plan.commit.catalog_fields
+    with beam.Pipeline(runner=FnApiRunner()) as pipeline:
+        catalog = pipeline | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields, plan.commit.temp_dir)
+        read = pipeline | "ReadEvents" >> ReadEvents(events, "retail")
+        valid = read.events | "Validate" >> ValidateEvents()
+        joined = (valid.events | "Shout" >> beam.Map(shout) | "Fingerprint" >> FingerprintEvents()
+                  | "Join" >> JoinCatalog(beam.pvalue.AsSingleton(catalog["products"]), fields))
+        summary = {"events": joined, "errors": (read[ERRORS], valid[ERRORS]), "stats": read[STATS],
+                   "catalog": catalog["products"], "catalog_errors": catalog[ERRORS]} | WriteToEventStore(plan.commit)
+        _ = summary
+    s = summary_of(generated / "store" / "_errors" / plan.commit.run_id / "summary.json")
+    assert_counts_add_up(s)
+    reference = stored_rows(generated / "reference")
+    ours = stored_rows(generated / "store")
+    assert s["stored"] == len(ours) == len(reference) and s["version"] == 0
+    assert sorted(r["visitor_id"].upper() for r in reference) == sorted(r["visitor_id"] for r in ours)
+
+
+def test_read_events_refuses_a_pattern_that_matches_nothing(tmp_path):
+    import pytest
+
+    from eventlake.transforms.read_events import ReadEvents
+
+    with pytest.raises(ValueError, match="no personalize event file matches"):
+        ReadEvents([str(tmp_path / "*.csv")], "personalize")
+    with pytest.raises(ValueError, match="either patterns or ranges"):
+        ReadEvents()
