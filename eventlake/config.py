@@ -70,7 +70,8 @@ class ImportConfig(_Checked):
     """Event files: paths or globs (``*.json``, ``*.jsonl``, optionally ``.gz``/``.bz2``/``.zst``)."""
     format: str = "retail"
     """The events' source format: ``retail`` (Google Retail UserEvent JSON lines), ``personalize``
-    (Amazon Personalize interactions CSV), or one a package registers (``eventlake.formats``)."""
+    (Amazon Personalize interactions CSV), ``opensearch`` (Alibaba OpenSearch behavior documents),
+    or one a package registers (``eventlake.formats``)."""
     catalog: str = ""
     """Retail Product JSON lines to join events against (a path or glob)."""
     store: str = ""
@@ -84,7 +85,7 @@ class ImportConfig(_Checked):
     max_error_samples: int = 1000
     """How many error samples to write; counts are always complete."""
     allowed_event_types: list[str] = field(default_factory=list)
-    """Event types accepted besides Retail's eight."""
+    """Event types accepted besides the format's own (Retail's eight, OpenSearch's seven behaviors)."""
     event_type_map: dict[str, str] = field(default_factory=dict)
     """Source event type -> canonical type, e.g. ``cart: add-to-cart``."""
     catalog_format: str = "retail"

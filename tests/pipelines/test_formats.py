@@ -74,7 +74,7 @@ def test_an_unknown_format_is_refused_naming_the_known_ones(tmp_path, capsys):
     code = main(["import", "--format", "parquet-ish", "--events", "x.json", "--catalog", "c.json",
                  "--store", str(tmp_path / "store")])
     assert code == 2
-    assert "format: unknown format 'parquet-ish'; known: personalize, retail" in capsys.readouterr().err
+    assert "format: unknown format 'parquet-ish'; known: opensearch, personalize, retail" in capsys.readouterr().err
 
 
 def test_a_store_made_before_formats_gains_the_new_column_in_a_commit_of_its_own(tmp_path):
@@ -187,3 +187,28 @@ def test_a_catalog_field_flag_without_a_field_is_refused(tmp_path, capsys):
     code = main(["import", "--events", "e.json", "--catalog", "c.csv", "--catalog-format", "personalize-items",
                  "--catalog-field", "GENRE", "--store", str(tmp_path / "store")])
     assert code == 2 and "--catalog-field: expected COLUMN=FIELD, got 'GENRE'" in capsys.readouterr().err
+
+
+def test_opensearch_behavior_imports_with_samples_and_counts_that_add_up(tmp_path):
+    from tests.formats.test_opensearch import behavior
+
+    good = [behavior(item_id=f"p{i}", user_id=f"u{i % 3}", reach_time=str(1709708439 + i)) for i in range(6)]
+    broken = json.dumps(good[0]).replace('"trace_id": "ALIBABA"', '{"trace_id", "ALIBABA"}')
+    text = "[\n" + ",\n".join([json.dumps(d) for d in good[:3]] + [broken] + [json.dumps(d) for d in good[3:]]) + "\n]\n"
+    text += json.dumps(behavior(bhv_type="share")) + "\n" + json.dumps(good[0]) + "\n"  # a bad type, a duplicate
+    (tmp_path / "behavior.json").write_text(text)
+    make_catalog(tmp_path / "c.json")
+    code = main(["import", "--format", "opensearch", "--events", str(tmp_path / "behavior.json"),
+                 "--catalog", str(tmp_path / "c.json"), "--store", str(tmp_path / "store"),
+                 "--summary", str(tmp_path / "s.json")])
+    assert code == 0
+    s = summary_of(tmp_path / "s.json")
+    assert_counts_add_up(s)
+    assert (s["records"], s["stored"], s["duplicates"], s["errors"]) == (9, 6, 1, 2)
+    assert s["errors_by_reason"] == {"INVALID_EVENT_TYPE": 1, "INVALID_JSON": 1}
+    samples = [json.loads(line)["details"][0] for line in Path(s["errors_path"], "errors.jsonl").read_text().splitlines()]
+    assert sorted((d["line"], d["field"]) for d in samples) == [(5, ""), (10, "fields.bhv_type")]  # "[" is line 1, "]" line 9
+    table = deltalake.DeltaTable(str(tmp_path / "store")).to_pyarrow_table()
+    assert set(table.column("event_type").to_pylist()) == {"detail-page-view"}
+    assert set(table.column("source_format").to_pylist()) == {"opensearch"}
+    assert table.column("request_id").to_pylist() == ["170970843912345"] * 6

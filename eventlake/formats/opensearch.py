@@ -1,0 +1,216 @@
+"""Alibaba OpenSearch behavior data: the documents its bulk behavior push takes.
+
+A file holds ``{"cmd": "add", "fields": {...}}`` documents: as one JSON array (pretty-printed or
+not), an array per line, or one document per line. Each document is one record, reported at the
+line where it starts. The rules are OpenSearch's: ``cmd`` is ``add``; ``item_id``, ``bhv_type``,
+``reach_time`` (10-digit Unix seconds), ``user_id``, ``rn``, ``trace_info``, ``item_type``,
+``sdk_type``, ``sdk_version`` and ``trace_id`` are required; ``bhv_type`` is one of the seven
+behaviors (or a type the config's ``allowed_event_types`` adds); ``biz_id`` is numeric and ``login`` 0 or 1 when given;
+with ``trace_id`` ``ALIBABA``, ``trace_info`` must be the URL-encoded JSON that search returned.
+
+Mapping: ``user_id`` -> ``visitor_id`` and ``user_info.user_id``; ``item_id`` -> the product;
+``rn`` -> ``request_id``; ``trace_info`` as it is; ``bhv_value`` -> ``event_value``;
+``bhv_time`` when given, else ``reach_time`` -> ``event_time``; every other field -> an
+attribute. Default event types: ``click`` -> ``detail-page-view``, ``cart`` -> ``add-to-cart``,
+``buy`` -> ``purchase-complete``; ``expose``, ``like``, ``collect``, ``comment`` keep their names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import urllib.parse
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventlake.errors import error_record
+from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, register_format
+from eventlake.formats.json_documents import documents
+from eventlake.formats.rules import Rule, as_mask
+from eventlake.io.decompress import open_source
+from eventlake.io.files import ByteRange, DamagedSourceError
+from eventlake.schema import ATTRIBUTES, USER_INFO, product_details_type
+
+BEHAVIORS = ("expose", "click", "like", "collect", "comment", "cart", "buy")
+REQUIRED = ("item_id", "bhv_type", "reach_time", "user_id", "rn", "trace_info", "item_type", "sdk_type",
+            "sdk_version", "trace_id")
+MAPPED = {"item_id", "bhv_type", "reach_time", "user_id", "rn", "trace_info", "bhv_value", "bhv_time"}
+_SECONDS = re.compile(r"^\d{10}$")
+_BATCH = 50_000  # documents per batch
+
+
+class _Rejected(ValueError):
+    def __init__(self, field: str, reason: str, message: str):
+        super().__init__(message)
+        self.field, self.reason = field, reason
+
+
+@register_format
+class OpenSearchBehavior(EventFormat):
+    """Alibaba OpenSearch behavior documents (``cmd``/``fields``), as pushed to its bulk endpoint."""
+
+    name = "opensearch"
+    suffixes = (".json", ".jsonl")
+    splittable = False  # an array of documents may span the whole file
+    default_event_type_map = {"click": "detail-page-view", "cart": "add-to-cart", "buy": "purchase-complete"}
+    description = "Alibaba OpenSearch behavior documents ({cmd: add, fields: {...}})"
+
+    def rules(self, allowed_event_types: tuple[str, ...] = ()) -> list[Rule]:
+        types = pa.array(list(BEHAVIORS) + list(allowed_event_types), pa.string())
+        return [Rule("fields.bhv_type", "INVALID_EVENT_TYPE",
+                     f"bhv_type must be one of {', '.join(BEHAVIORS + tuple(allowed_event_types))}",
+                     lambda b: ~as_mask(pc.is_in(b.column("source_event_type"), value_set=types)))]
+
+    def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
+        data = _read_whole(byte_range)
+        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        text = data[bom:].decode("utf-8", "replace")
+        lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+        byte_offsets = _ByteOffsets(text, bom)
+        rows, errors, records = [], [], 0
+        for doc in documents(text):
+            records += 1
+            raw = text[doc.start:doc.end]
+            where = (byte_range.path, doc.line, byte_offsets.at(doc.start))
+            if doc.problem is not None:
+                errors.append(error_record(*where, "", "INVALID_JSON", _json_hint(doc.problem, raw), raw))
+                continue
+            try:
+                rows.append((doc.line, where[2], raw, self._event(doc.value)))
+            except _Rejected as exc:
+                errors.append(error_record(*where, exc.field, exc.reason, str(exc), raw))
+            if len(rows) >= _BATCH:
+                yield ParsedBlock(_batch(byte_range.path, rows), errors, lines=0, records=records)
+                rows, errors, records = [], [], 0
+        yield ParsedBlock(_batch(byte_range.path, rows), errors, lines=lines, records=records)
+
+    def _event(self, document) -> dict:
+        if not isinstance(document, dict):
+            raise _Rejected("", "INVALID_DOCUMENT", f"a behavior document is a JSON object, not {_kind(document)}")
+        cmd = document.get("cmd")
+        if not isinstance(cmd, str) or cmd.lower() != "add":
+            raise _Rejected("cmd", "INVALID_VALUE", f"cmd must be \"add\", got {json.dumps(cmd)[:40]}")
+        fields = document.get("fields")
+        if not isinstance(fields, dict):
+            raise _Rejected("fields", "REQUIRED", "fields must be an object of behavior fields")
+        for name in REQUIRED:
+            value = fields.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise _Rejected(f"fields.{name}", "REQUIRED", f"{name} is required")
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise _Rejected(f"fields.{name}", "INVALID_VALUE", f"{name} must be a string or a number")
+        behavior = str(fields["bhv_type"])  # checked against the allowed types in ``rules``
+        reach = _seconds(fields, "reach_time")
+        when = _seconds(fields, "bhv_time") if fields.get("bhv_time") not in (None, "") else reach
+        if "biz_id" in fields and not re.fullmatch(r"\d+", str(fields["biz_id"])):
+            raise _Rejected("fields.biz_id", "INVALID_VALUE", f"biz_id must be numeric, got {str(fields['biz_id'])[:40]!r}")
+        if "login" in fields and str(fields["login"]) not in ("0", "1"):
+            raise _Rejected("fields.login", "INVALID_VALUE", "login must be 0 or 1")
+        value = None
+        if fields.get("bhv_value") not in (None, ""):
+            try:
+                value = float(fields["bhv_value"])
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value):
+                raise _Rejected("fields.bhv_value", "INVALID_VALUE", "bhv_value must be a finite number")
+        trace_info = str(fields["trace_info"])
+        if str(fields["trace_id"]).upper() == "ALIBABA":
+            try:
+                decoded = json.loads(urllib.parse.unquote(trace_info))
+            except ValueError:
+                decoded = None
+            if not isinstance(decoded, dict):
+                raise _Rejected("fields.trace_info", "INVALID_TRACE_INFO",
+                                "with trace_id ALIBABA, trace_info must be the URL-encoded JSON that search returned "
+                                "(ops_request_misc)")
+        return {
+            "event_type": behavior, "visitor_id": str(fields["user_id"]), "item_id": str(fields["item_id"]),
+            "seconds": when, "request_id": str(fields["rn"]), "trace_info": trace_info, "event_value": value,
+            "attributes": [(k, v) for k, v in fields.items() if k not in MAPPED and v is not None],
+        }
+
+
+def _read_whole(byte_range: ByteRange) -> bytes:
+    with open_source(byte_range.path, byte_range.compression) as handle:
+        try:
+            return handle.read()
+        except DamagedSourceError:
+            raise
+        except (OSError, EOFError) as exc:
+            raise DamagedSourceError(f"{byte_range.path}: cannot be read: {exc}") from None
+
+
+class _ByteOffsets:
+    """Character offsets -> byte offsets in the UTF-8 file (equal for ASCII text)."""
+
+    def __init__(self, text: str, base: int):
+        self._ascii, self._base = text.isascii(), base
+        if not self._ascii:
+            widths = np.array([len(c.encode("utf-8", "replace")) for c in text], dtype=np.int64)
+            self._before = np.concatenate(([0], np.cumsum(widths)))
+
+    def at(self, position: int) -> int:
+        return self._base + (position if self._ascii else int(self._before[position]))
+
+
+def _seconds(fields: dict, name: str) -> int:
+    text = str(fields[name]).strip()
+    if isinstance(fields[name], float) and fields[name].is_integer():
+        text = str(int(fields[name]))
+    if _SECONDS.fullmatch(text):
+        return int(text)
+    if re.fullmatch(r"\d{13}", text):
+        raise _Rejected(f"fields.{name}", "INVALID_VALUE",
+                        f"{name} {text} looks like milliseconds; OpenSearch wants 10-digit Unix seconds")
+    raise _Rejected(f"fields.{name}", "INVALID_VALUE", f"{name} must be 10-digit Unix seconds, got {text[:40]!r}")
+
+
+def _json_hint(problem: str, raw: str) -> str:
+    if re.search(r'\{\s*"[^"]*"\s*,\s*"[^"]*"\s*\}', raw):
+        return (f"not valid JSON: {problem}; a pair written as {{\"key\", \"value\"}} (as in the vendor's sample) "
+                "must be \"key\": \"value\"")
+    return f"not valid JSON: {problem}"
+
+
+def _kind(value) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}.get(
+        type(value), "null")
+
+
+def _attribute(key: str, value) -> dict:
+    if isinstance(value, bool):
+        return {"key": key, "value": {"text": [str(value).lower()], "numbers": None}}
+    if isinstance(value, int | float):
+        return {"key": key, "value": {"text": None, "numbers": [float(value)]}}
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return {"key": key, "value": {"text": [text], "numbers": None}}
+
+
+def _batch(source: str, rows: list) -> pa.RecordBatch:
+    events = [r[3] for r in rows]
+    n = len(events)
+    visitors = pa.array([e["visitor_id"] for e in events], pa.string())
+    seconds = np.array([e["seconds"] for e in events], dtype=np.int64)
+    products = pa.array([[{"product": {"id": e["item_id"]}, "quantity": None}] for e in events],
+                        product_details_type())
+    columns = {
+        "event_type": pa.array([e["event_type"] for e in events], pa.string()),
+        "source_event_type": pa.array([e["event_type"] for e in events], pa.string()),
+        "visitor_id": visitors,
+        "user_info": pa.StructArray.from_arrays([visitors] + [pa.nulls(n, f.type) for f in list(USER_INFO)[1:]],
+                                                fields=list(USER_INFO)),
+        "event_time": pa.array(seconds * 1_000_000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "product_details": products,
+        "event_value": pa.array([e["event_value"] for e in events], pa.float64()),
+        "request_id": pa.array([e["request_id"] for e in events], pa.string()),
+        "trace_info": pa.array([e["trace_info"] for e in events], pa.string()),
+        "attributes": pa.array([[_attribute(k, v) for k, v in e["attributes"]] or None for e in events], ATTRIBUTES),
+    }
+    raws = pa.array([r[2].encode("utf-8") for r in rows], pa.binary())
+    return canonical_batch(columns, source, np.array([r[1] for r in rows], dtype=np.int64),
+                           np.array([r[0] for r in rows], dtype=np.int64), raws, OpenSearchBehavior.name)
