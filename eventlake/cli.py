@@ -74,7 +74,8 @@ def _job_parser(sub, name: str, summary: str, description: str) -> argparse.Argu
 def _import_parser(sub) -> None:
     p = _job_parser(sub, "import", "import Retail user-event files into the event store", IMPORT_DESCRIPTION)
     p.add_argument("--events", action="append", help="event file or glob; repeat for more")
-    p.add_argument("--format", help="the events' format: retail (default), personalize, opensearch, or a registered one")
+    p.add_argument("--format", help="the events' format: retail (default), personalize, personalize-events, opensearch, or a "
+                        "registered one")
     p.add_argument("--catalog", help="the product catalog (Retail Product JSON lines by default)")
     _catalog_format_flags(p)
     p.add_argument("--store", help="event store (Delta Lake table) location")

@@ -96,10 +96,24 @@ def _key(array: pa.Array):
 
 
 def add_fingerprints(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return batch.append_column(FINGERPRINT_FIELD, fingerprints(batch))
+    return batch.append_column(FINGERPRINT_FIELD, with_event_ids(batch, fingerprints(batch)))
+
+
+def with_event_ids(batch: pa.RecordBatch, prints: pa.BinaryArray) -> pa.BinaryArray:
+    """An event that carries its source's own event id (Personalize's ``eventId``) is the same
+    event as any other with that id from the same format, whatever else differs: its
+    fingerprint is the hash of the format and the id, so dedupe drops a later copy."""
+    ids = batch.column("event_id")
+    if ids.null_count == len(ids):
+        return prints
+    formats = batch.column("source_format") if "source_format" in batch.schema.names else pa.nulls(len(ids), pa.string())
+    keys = pc.binary_join_element_wise("event_id", pc.fill_null(formats, ""), ids, "\x00")
+    by_id = pa.array([None if k is None else xxhash.xxh3_128_digest(k.encode()) for k in keys.to_pylist()], pa.binary())
+    return pc.if_else(pc.is_valid(ids), by_id, prints)
 
 
 @beam.ptransform_fn
 def FingerprintEvents(batches):  # noqa: N802 - a transform reads like a class at the call site
-    """Add ``event_fingerprint`` (XXH3-128 of the canonical content) to every row."""
+    """Add ``event_fingerprint`` (XXH3-128 of the canonical content, or of the source's own
+    event id where it has one) to every row."""
     return batches | beam.Map(add_fingerprints).with_output_types(pa.RecordBatch)

@@ -74,7 +74,7 @@ def test_an_unknown_format_is_refused_naming_the_known_ones(tmp_path, capsys):
     code = main(["import", "--format", "parquet-ish", "--events", "x.json", "--catalog", "c.json",
                  "--store", str(tmp_path / "store")])
     assert code == 2
-    assert "format: unknown format 'parquet-ish'; known: opensearch, personalize, retail" in capsys.readouterr().err
+    assert "format: unknown format 'parquet-ish'; known: opensearch, personalize, personalize-events, retail" in capsys.readouterr().err
 
 
 def test_a_store_made_before_formats_gains_the_new_column_in_a_commit_of_its_own(tmp_path):
@@ -212,3 +212,32 @@ def test_opensearch_behavior_imports_with_samples_and_counts_that_add_up(tmp_pat
     assert set(table.column("event_type").to_pylist()) == {"detail-page-view"}
     assert set(table.column("source_format").to_pylist()) == {"opensearch"}
     assert table.column("request_id").to_pylist() == ["170970843912345"] * 6
+
+
+def test_personalize_events_with_an_id_seen_before_are_duplicates_in_the_run_and_the_store(tmp_path):
+    from tests.formats.test_personalize_events import event, request
+
+    first = [request(eventList=[event(eventId="e-1", itemId="p1"), event(eventId="e-2", itemId="p2")]),
+             # e-1 again with other content: the id makes it the same event
+             request(eventList=[event(eventId="e-1", itemId="p3", sentAt=1700000500)]),
+             request(eventList=[event(itemId="p4"), event(itemId="p4")])]  # no id: content decides
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in first))
+    (tmp_path / "b.jsonl").write_text(json.dumps(request(eventList=[event(eventId="e-2", itemId="p9"),
+                                                                    event(eventId="e-3", itemId="p5")])) + "\n")
+    make_catalog(tmp_path / "c.json")
+
+    def run_import(name: str) -> dict:
+        code = main(["import", "--format", "personalize-events", "--events", str(tmp_path / name),
+                     "--catalog", str(tmp_path / "c.json"), "--store", str(tmp_path / "store"),
+                     "--summary", str(tmp_path / f"{name}.summary")])
+        assert code == 0
+        return summary_of(tmp_path / f"{name}.summary")
+
+    s = run_import("a.jsonl")
+    assert_counts_add_up(s)
+    assert (s["records"], s["stored"], s["duplicates"]) == (5, 3, 2)
+    s = run_import("b.jsonl")
+    assert (s["records"], s["stored"], s["duplicates"]) == (2, 1, 1)
+    rows = deltalake.DeltaTable(str(tmp_path / "store")).to_pyarrow_table().to_pylist()
+    kept = sorted((r["event_id"] or "-", r["product_details"][0]["product"]["id"]) for r in rows)
+    assert kept == [("-", "p4"), ("e-1", "p1"), ("e-2", "p2"), ("e-3", "p5")]  # the first of each id wins

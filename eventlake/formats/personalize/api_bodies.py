@@ -1,0 +1,254 @@
+"""Amazon Personalize PutEvents and PutActionInteractions request bodies, one JSON object per line.
+
+Records are events: a request with three events is three records. A request whose envelope
+breaks a rule (``trackingId``, ``sessionId``, ``userId``, the size of ``eventList``) makes each
+of its events an error naming the envelope field; an event that breaks a rule is an error
+alone; a line that is not a request, or a request with no event, is one record and one error.
+The rules are those of the PutEvents API: ids of 1 to 256 characters, ``sentAt`` in Unix seconds
+or RFC 3339, a finite ``eventValue``, 1 to 25 ``impression`` ids, ``properties`` a JSON string of
+at most 1024 characters holding a flat object without the reserved keys.
+
+Mapping: ``userId`` -> ``user_info.user_id`` and ``visitor_id`` (else ``sessionId``);
+``sessionId`` -> ``session_id``; ``eventId`` -> ``event_id`` (a later event with an id already
+seen is a duplicate); ``itemId`` -> the product; ``sentAt`` -> ``event_time``; ``eventValue``,
+``impression``, ``recommendationId`` as named; ``properties`` keys, ``trackingId`` and
+``metricAttribution.eventAttributionSource`` -> attributes. Action interactions keep
+``actionId`` as the product and carry the attribute ``personalizeRecord: action-interaction``,
+so that they can be told apart from item interactions and exported back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from eventlake.errors import error_record
+from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, register_format
+from eventlake.formats.lines import LineBlock
+from eventlake.io.files import ByteRange, read_blocks
+from eventlake.schema import ATTRIBUTES, USER_INFO, product_details_type
+
+ID_LIMIT = 256
+MAX_EVENTS = 10
+MAX_IMPRESSIONS = 25
+PROPERTIES_LIMIT = 1024
+RESERVED_PROPERTIES = {"userid", "sessionid", "eventtype", "timestamp", "recommendationid", "impression"}
+ACTION_EVENT_TYPES = ("Viewed", "Taken", "Not Taken")
+RECORD_KIND = "personalizeRecord"
+MAX_SECONDS = 253_402_300_799
+
+
+class _Rejected(ValueError):
+    def __init__(self, field: str, reason: str, message: str):
+        super().__init__(message)
+        self.field, self.reason = field, reason
+
+
+@register_format
+class PersonalizeEvents(EventFormat):
+    """Amazon Personalize PutEvents / PutActionInteractions request bodies, one per line."""
+
+    name = "personalize-events"
+    suffixes = (".json", ".jsonl")
+    description = "Amazon Personalize PutEvents and PutActionInteractions bodies, one per line"
+
+    def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
+        for block, line_count in read_blocks(byte_range, block_bytes):
+            rows, errors, records = [], [], 0
+            for i in range(len(block)):
+                line = int(block.line_numbers[i])
+                where = (block.source, line if line >= 0 else None, int(block.offsets[i]))
+                for event in _records(block, i):
+                    records += 1
+                    if isinstance(event, _Rejected):
+                        errors.append(error_record(*where, event.field, event.reason, str(event), block.raw(i)))
+                    else:
+                        rows.append((i, event))
+            yield ParsedBlock(_batch(block, rows), errors, lines=line_count, records=records)
+
+
+def _records(block: LineBlock, i: int) -> list:
+    """The line's events, each an event dict or the ``_Rejected`` that makes it an error."""
+    try:
+        request = orjson.loads(block.raw(i))
+    except orjson.JSONDecodeError as exc:
+        return [_Rejected("", "INVALID_JSON", f"not valid JSON: {exc}")]
+    if not isinstance(request, dict):
+        return [_Rejected("", "INVALID_REQUEST", "a line must be one PutEvents or PutActionInteractions request object")]
+    actions = "actionInteractions" in request
+    key = "actionInteractions" if actions else "eventList"
+    events = request.get(key)
+    if not isinstance(events, list) or not events:
+        return [_Rejected(key if key in request else "eventList", "REQUIRED",
+                          "a request needs eventList (PutEvents) or actionInteractions (PutActionInteractions) "
+                          "with at least one event")]
+    try:
+        envelope = _envelope(request, key, len(events), actions)
+    except _Rejected as exc:
+        return [exc] * len(events)
+    out = []
+    for n, event in enumerate(events):
+        try:
+            out.append(_action(event, envelope, n) if actions else _event(event, envelope, n))
+        except _Rejected as exc:
+            out.append(exc)
+    return out
+
+
+def _text(value, field: str, required: bool = False, limit: int = ID_LIMIT) -> str | None:
+    if value is None:
+        if required:
+            raise _Rejected(field, "REQUIRED", f"{field} is required")
+        return None
+    if not isinstance(value, str):
+        raise _Rejected(field, "INVALID_VALUE", f"{field} must be a string")
+    if not 1 <= len(value) <= limit:
+        raise _Rejected(field, "TOO_LONG" if value else "REQUIRED", f"{field} must be 1 to {limit} characters")
+    return value
+
+
+def _envelope(request: dict, key: str, count: int, actions: bool) -> dict:
+    tracking = _text(request.get("trackingId"), "trackingId", required=True)
+    if count > MAX_EVENTS and not actions:
+        raise _Rejected(key, "TOO_MANY", f"{key} may hold at most {MAX_EVENTS} events, this request has {count}")
+    return {"trackingId": tracking, "userId": _text(request.get("userId"), "userId"),
+            "sessionId": None if actions else _text(request.get("sessionId"), "sessionId", required=True)}
+
+
+def _event(event, envelope: dict, n: int) -> dict:
+    at = f"eventList[{n}]"
+    if not isinstance(event, dict):
+        raise _Rejected(at, "INVALID_VALUE", f"{at} must be an object")
+    out = _common(event, at, "sentAt")
+    out["item_id"] = _text(event.get("itemId"), f"{at}.itemId")
+    attribution = event.get("metricAttribution")
+    attributes = dict(out.pop("properties"))
+    if attribution is not None:
+        if not isinstance(attribution, dict):
+            raise _Rejected(f"{at}.metricAttribution", "INVALID_VALUE", "metricAttribution must be an object")
+        source = _text(attribution.get("eventAttributionSource"), f"{at}.metricAttribution.eventAttributionSource",
+                       required=True, limit=1024)
+        attributes["eventAttributionSource"] = source
+    attributes["trackingId"] = envelope["trackingId"]
+    out.update(user_id=envelope["userId"], session_id=envelope["sessionId"], attributes=attributes)
+    return out
+
+
+def _action(event, envelope: dict, n: int) -> dict:
+    at = f"actionInteractions[{n}]"
+    if not isinstance(event, dict):
+        raise _Rejected(at, "INVALID_VALUE", f"{at} must be an object")
+    out = _common(event, at, "timestamp")
+    if out["event_type"] not in ACTION_EVENT_TYPES:
+        raise _Rejected(f"{at}.eventType", "INVALID_EVENT_TYPE",
+                        f"an action interaction's eventType must be one of {', '.join(ACTION_EVENT_TYPES)}")
+    out["item_id"] = _text(event.get("actionId"), f"{at}.actionId", required=True)
+    session = _text(event.get("sessionId"), f"{at}.sessionId", required=True)
+    user = _text(event.get("userId"), f"{at}.userId") or envelope["userId"]
+    attributes = {**out.pop("properties"), "trackingId": envelope["trackingId"], RECORD_KIND: "action-interaction"}
+    out.update(user_id=user, session_id=session, attributes=attributes)
+    return out
+
+
+def _common(event: dict, at: str, time_key: str) -> dict:
+    event_type = _text(event.get("eventType"), f"{at}.eventType", required=True)
+    seconds = _seconds(event.get(time_key), f"{at}.{time_key}")
+    value = event.get("eventValue")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
+        raise _Rejected(f"{at}.eventValue", "INVALID_VALUE", "eventValue must be a finite number")
+    impression = event.get("impression")
+    if impression is not None:
+        if (not isinstance(impression, list) or not 1 <= len(impression) <= MAX_IMPRESSIONS
+                or not all(isinstance(i, str) and 1 <= len(i) <= ID_LIMIT for i in impression)):
+            raise _Rejected(f"{at}.impression", "INVALID_IMPRESSION",
+                            f"impression must be 1 to {MAX_IMPRESSIONS} ids of 1 to {ID_LIMIT} characters")
+    return {
+        "event_type": event_type, "micros": seconds, "event_value": None if value is None else float(value),
+        "event_id": _text(event.get("eventId"), f"{at}.eventId"), "impression": impression,
+        "recommendation_id": _text(event.get("recommendationId"), f"{at}.recommendationId"),
+        "properties": _properties(event.get("properties"), f"{at}.properties"),
+    }
+
+
+def _seconds(value, field: str) -> int:
+    """``sentAt``/``timestamp`` -> microseconds since the epoch."""
+    if value is None:
+        raise _Rejected(field, "REQUIRED", f"{field} is required")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise _Rejected(field, "INVALID_TIMESTAMP", f"{field} must be Unix seconds")
+        if value > MAX_SECONDS:
+            hint = "milliseconds" if value / 1000 <= MAX_SECONDS else "microseconds"
+            raise _Rejected(field, "INVALID_TIMESTAMP", f"{field} {value} looks like {hint}; PutEvents wants Unix seconds")
+        return round(value * 1_000_000)
+    if isinstance(value, str):
+        try:
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is not None:
+            return round((when - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)).total_seconds() * 1_000_000)
+    raise _Rejected(field, "INVALID_TIMESTAMP", f"{field} must be Unix seconds or an RFC 3339 time with a UTC offset")
+
+
+def _properties(value, field: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, str):
+        raise _Rejected(field, "INVALID_PROPERTIES", f"{field} must be a string holding a JSON object")
+    if len(value) > PROPERTIES_LIMIT:
+        raise _Rejected(field, "TOO_LONG", f"{field} must be at most {PROPERTIES_LIMIT} characters")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or any(isinstance(v, dict | list) for v in parsed.values()):
+        raise _Rejected(field, "INVALID_PROPERTIES", f"{field} must hold a flat JSON object")
+    reserved = sorted(k for k in parsed if k.lower() in RESERVED_PROPERTIES)
+    if reserved:
+        raise _Rejected(field, "INVALID_PROPERTIES", f"{field} must not use the reserved key {reserved[0]!r}")
+    return {k: v for k, v in parsed.items() if v is not None}
+
+
+def _attribute(key: str, value) -> dict:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"key": key, "value": {"text": None, "numbers": [float(value)]}}
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return {"key": key, "value": {"text": text.split("|"), "numbers": None}}
+
+
+def _batch(block: LineBlock, rows: list) -> pa.RecordBatch:
+    events = [e for _, e in rows]
+    lines = np.array([i for i, _ in rows], dtype=np.int64)
+    n = len(events)
+    users = pa.array([e["user_id"] for e in events], pa.string())
+    visitors = pa.array([e["user_id"] or e["session_id"] for e in events], pa.string())
+    types = pa.array([e["event_type"] for e in events], pa.string())
+    columns = {
+        "event_type": types,
+        "source_event_type": types,
+        "event_id": pa.array([e["event_id"] for e in events], pa.string()),
+        "visitor_id": visitors,
+        "session_id": pa.array([e["session_id"] for e in events], pa.string()),
+        "user_info": pa.StructArray.from_arrays([users] + [pa.nulls(n, f.type) for f in list(USER_INFO)[1:]],
+                                                fields=list(USER_INFO)),
+        "event_time": pa.array([e["micros"] for e in events], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "product_details": pa.array([[{"product": {"id": e["item_id"]}, "quantity": None}] if e["item_id"] else None
+                                     for e in events], product_details_type()),
+        "event_value": pa.array([e["event_value"] for e in events], pa.float64()),
+        "impression": pa.array([e["impression"] for e in events], pa.list_(pa.string())),
+        "recommendation_id": pa.array([e["recommendation_id"] for e in events], pa.string()),
+        "attributes": pa.array([[_attribute(k, v) for k, v in e["attributes"].items()] or None for e in events],
+                               ATTRIBUTES),
+    }
+    # A line's events share its raw text: take each line's once, then one per event.
+    unique, which = np.unique(lines, return_inverse=True)
+    raws = block.records(unique).take(pa.array(which, pa.int64())) if n else pa.array([], pa.binary())
+    return canonical_batch(columns, block.source, block.offsets[lines], block.line_numbers[lines], raws,
+                           PersonalizeEvents.name)
