@@ -325,6 +325,10 @@ def format_summary(summary: dict) -> str:
                 "leftovers_removed", "version", "seconds", "events_per_second"):
         if key in summary:
             rows.append((key, summary[key]))
+    for path, name in summary.get("formats", {}).items():
+        rows.append((f"  format {name}", path))
+    for name, counts in summary.get("by_format", {}).items():
+        rows.append((f"  {name}", f"records {counts['records']}, errors {counts['errors']}"))
     for reason, count in summary.get("errors_by_reason", {}).items():
         rows.append((f"  error {reason}", count))
     for kind, count in {**summary.get("by_event_type", {}), **summary.get("purged_by_event_type", {})}.items():

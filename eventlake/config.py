@@ -113,8 +113,8 @@ class ImportConfig(_Checked):
             raise ConfigError("store: give the event store location (--store)")
         from eventlake.formats.base import format_names
 
-        if self.format not in format_names():
-            raise ConfigError(f"format: unknown format {self.format!r}; known: {', '.join(format_names())}")
+        if self.format not in [*format_names(), "auto"]:
+            raise ConfigError(f"format: unknown format {self.format!r}; known: {', '.join(format_names())}, or auto")
         _check_catalog_format(self.catalog_format, self.catalog_field_map)
         unknown = [f for f in self.catalog_fields if f not in CATALOG_FIELD_TYPES]
         if unknown:
@@ -184,8 +184,9 @@ class PurgeConfig(_Checked):
 def _check_catalog_format(name: str, field_map: dict[str, str]) -> None:
     from eventlake.formats.base import catalog_format_names
 
-    if name not in catalog_format_names():
-        raise ConfigError(f"catalog_format: unknown catalog format {name!r}; known: {', '.join(catalog_format_names())}")
+    if name not in [*catalog_format_names(), "auto"]:
+        raise ConfigError(f"catalog_format: unknown catalog format {name!r}; known: {', '.join(catalog_format_names())}, "
+                          "or auto")
     for column, target in field_map.items():
         if target not in CATALOG_FIELD_TYPES:
             raise ConfigError(f"catalog_field_map: {column} maps to {target!r}, which is not a catalog field; choose "

@@ -75,6 +75,12 @@ class EventFormat(abc.ABC):
         """The source system's rules (``eventlake.formats.rules.Rule``) over canonical batches."""
         return []
 
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        """Whether a file starting with ``head`` (its first 64 KiB, decompressed, without a
+        byte-order mark) looks like this format; ``--format auto`` asks every format."""
+        return False
+
 
 def canonical_batch(columns: dict[str, pa.Array], source: str, offsets: np.ndarray, lines: np.ndarray,
                     records: pa.Array, format_name: str) -> pa.RecordBatch:
@@ -110,6 +116,11 @@ class CatalogFormat(abc.ABC):
 
     def __init__(self, fields: tuple[str, ...], field_map: Mapping[str, str] | None = None):
         self.fields, self.field_map = tuple(fields), dict(field_map or {})
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        """As ``EventFormat.sniff``, for ``--catalog-format auto``."""
+        return False
 
     @abc.abstractmethod
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[pa.Table, list[dict]]]:
@@ -185,3 +196,60 @@ def format_class(name: str) -> type[EventFormat]:
         return _registry[name]
     except KeyError:
         raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(_registry))}") from None
+
+
+AUTO = "auto"
+SNIFF_BYTES = 64 << 10
+
+
+def file_head(path: str) -> bytes:
+    """The first ``SNIFF_BYTES`` of a file, decompressed, without a UTF-8 byte-order mark."""
+    from eventlake.io.decompress import open_source
+    from eventlake.io.files import compression_of
+
+    with open_source(path, compression_of(path)) as handle:
+        head = handle.read(SNIFF_BYTES)
+    return head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+
+
+def detect_format(path: str, catalog: bool = False) -> str:
+    """The one registered format whose suffixes and ``sniff`` fit ``path``; ``ValueError``
+    naming the file and the candidates when none or several do."""
+    _load_builtin_and_plugins()
+    registry = _catalog_registry if catalog else _registry
+    from eventlake.io.files import uncompressed_name
+
+    name = uncompressed_name(path)
+    by_suffix = sorted(n for n, cls in registry.items() if name.endswith(cls.suffixes))
+    try:
+        head = file_head(path)
+    except Exception as exc:  # noqa: BLE001 - a damaged file: said here, in one line
+        raise ValueError(f"{path}: cannot read its first bytes to tell its format: {exc}") from None
+    fits = [n for n in by_suffix if registry[n].sniff(head)]
+    if len(fits) == 1:
+        return fits[0]
+    kind = "catalog format" if catalog else "format"
+    candidates = ", ".join(fits or by_suffix) or "none (no format reads such file names)"
+    raise ValueError(f"{path}: cannot tell its {kind} from its name and first record (candidates: {candidates}); "
+                     f"give --{'catalog-' if catalog else ''}format")
+
+
+def first_json_object(head: bytes):
+    """The first non-blank line of ``head`` as JSON, or None."""
+    import orjson
+
+    for line in head.split(b"\n"):
+        if line.strip():
+            try:
+                return orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return None
+    return None
+
+
+def csv_header(head: bytes) -> set[str]:
+    """The upper-case column names of a CSV file's first line."""
+    import csv
+
+    first = head.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")
+    return {n.strip().upper() for n in next(csv.reader([first]), [])}

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.errors import error_record
-from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, register_format
+from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, first_json_object, register_format
 from eventlake.formats.json_documents import documents
 from eventlake.formats.rules import Rule, as_mask
 from eventlake.io.decompress import open_source
@@ -58,6 +58,14 @@ class OpenSearchBehavior(EventFormat):
     splittable = False  # an array of documents may span the whole file
     default_event_type_map = {"click": "detail-page-view", "cart": "add-to-cart", "buy": "purchase-complete"}
     description = "Alibaba OpenSearch behavior documents ({cmd: add, fields: {...}})"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        text = head.lstrip()
+        if text.startswith(b"["):
+            return b'"cmd"' in text[:4096] and b'"fields"' in text[:4096]
+        first = first_json_object(head)
+        return isinstance(first, dict) and "cmd" in first and "fields" in first
 
     def rules(self, allowed_event_types: tuple[str, ...] = ()) -> list[Rule]:
         types = pa.array(list(BEHAVIORS) + list(allowed_event_types), pa.string())

@@ -21,7 +21,7 @@ import pyarrow.json as pj
 
 from eventlake.errors import error_record
 from eventlake.formats.arrow_util import camel_to_snake
-from eventlake.formats.base import CatalogFormat, register_format
+from eventlake.formats.base import CatalogFormat, first_json_object, register_format
 from eventlake.formats.lines import LineBlock, loads_record
 from eventlake.io.files import ByteRange, read_blocks
 from eventlake.schema import catalog_schema
@@ -265,6 +265,11 @@ class RetailProducts(CatalogFormat):
     name = "retail"
     suffixes = (".json", ".jsonl")
     description = "Google Cloud Retail Product JSON lines"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        first = first_json_object(head)
+        return isinstance(first, dict) and "id" in first and not {"cmd", "itemId", "items"} & set(first)
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[pa.Table, list[dict]]]:
         for block, _ in read_blocks(byte_range, block_bytes):

@@ -21,7 +21,7 @@ import pyarrow.json as pj
 
 from eventlake.errors import error_record
 from eventlake.formats.arrow_util import camel_to_snake, convert, list_any, rows_where, snake_to_camel
-from eventlake.formats.base import EventFormat, ParsedBlock, register_format
+from eventlake.formats.base import EventFormat, ParsedBlock, first_json_object, register_format
 from eventlake.formats.lines import LineBlock, loads_record
 from eventlake.io.files import ByteRange, read_blocks
 from eventlake.schema import EVENT_SCHEMA, PARSED_SCHEMA
@@ -463,6 +463,12 @@ class RetailFormat(EventFormat):
     name = FORMAT_NAME
     suffixes = (".json", ".jsonl")
     description = "Google Cloud Retail UserEvent JSON lines"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        first = first_json_object(head)
+        return isinstance(first, dict) and bool({"eventType", "event_type"} & set(first)) and bool(
+            {"visitorId", "visitor_id"} & set(first))
 
     def __init__(self):
         self._fields = FastFields()

@@ -67,7 +67,7 @@ def match_files(patterns: list[str], suffixes: tuple[str, ...]) -> tuple[list[So
     files: dict[str, SourceFile] = {}
     unmatched = []
     for pattern in patterns:
-        hits = [f for f in _matches(pattern) if _base_name(f.path).endswith(suffixes)]
+        hits = [f for f in _matches(pattern) if uncompressed_name(f.path).endswith(suffixes)]
         if not hits:
             unmatched.append(pattern)
         files.update((f.path, f) for f in hits)
@@ -96,7 +96,7 @@ def _matches(pattern: str) -> list[SourceFile]:
     return [SourceFile(m.path, int(m.size_in_bytes), float(m.last_updated_in_seconds or 0.0)) for m in metadata]
 
 
-def _base_name(path: str) -> str:
+def uncompressed_name(path: str) -> str:
     for suffix in COMPRESSION_BY_SUFFIX:
         if path.endswith(suffix):
             return path[: -len(suffix)]

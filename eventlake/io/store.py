@@ -35,6 +35,9 @@ MAX_FILE_ROWS = 2_000_000
 MAX_OPEN_ROW_GROUPS = 512
 
 
+UNTYPED = "(no event type)"  # the summary's name for events whose source gives no type
+
+
 @dataclass
 class WrittenFile:
     """One data file: the fields of its Delta add action and its counts.
@@ -60,7 +63,8 @@ class WrittenFile:
         self.rows += len(table)
         self.joined += int(pc.sum(pc.cast(table.column("joined"), pa.int64())).as_py() or 0)
         for entry in pc.value_counts(table.column("event_type").combine_chunks()).to_pylist():
-            self.by_event_type[entry["values"]] = self.by_event_type.get(entry["values"], 0) + entry["counts"]
+            kind = UNTYPED if entry["values"] is None else entry["values"]  # Personalize's EVENT_TYPE is optional
+            self.by_event_type[kind] = self.by_event_type.get(kind, 0) + entry["counts"]
 
     def add_action(self) -> dict:
         stats = {

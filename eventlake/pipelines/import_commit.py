@@ -80,6 +80,7 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         "errors_path": plan.errors_dir,
         "leftovers_removed": plan.leftovers_removed,
     }
+    _count_formats(plan, summary, stats, errors)
     _write_samples(plan, stats, errors, catalog_errors)
     written = [f for f in written if f.rows]  # dedupe may have emptied some
     damaged = [s["failure"] for s in stats if s.get("failure")]
@@ -130,6 +131,23 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         delete_files(plan.store, [f.path for f in written if f.rows])
         return _finish(plan, summary, f"could not commit after {delta_log.MAX_COMMIT_ATTEMPTS} attempts: other writers kept committing first")
     return _finish(plan, summary, None)
+
+
+def _count_formats(plan: CommitPlan, summary: dict, stats: list[dict], errors: dict) -> None:
+    """``formats``: what ``--format auto`` chose per file; ``by_format``: records and errors of
+    each format, when the run read more than one."""
+    chosen = plan.parameters.get("formats")
+    if chosen:
+        summary["formats"] = dict(chosen)
+    format_of = {s["path"]: s.get("format") for s in stats}
+    by_format: dict[str, dict] = {}
+    for s in stats:
+        by_format.setdefault(s.get("format"), {"records": 0, "errors": 0})["records"] += s["records"]
+    for path, count in errors.get("by_source", {}).items():
+        if path in format_of:
+            by_format[format_of[path]]["errors"] += count
+    if len(by_format) > 1:
+        summary["by_format"] = dict(sorted(by_format.items()))
 
 
 def _check_limits(plan: CommitPlan, summary: dict, catalog_products: int) -> str | None:

@@ -14,14 +14,15 @@ import apache_beam as beam
 
 from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
-from eventlake.formats.base import format_class
+from eventlake.formats.base import AUTO, detect_format, format_class
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import ByteRange, read_all, split_ranges
+from eventlake.io.files import ByteRange, read_all
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
 from eventlake.pipelines.running import (
     JobError,
     absolute,
+    catalog_format_of,
     catalog_paths,
     check_outputs,
     input_files,
@@ -39,7 +40,7 @@ from eventlake.transforms.dedupe import DropDuplicates
 from eventlake.transforms.fingerprint import FingerprintEvents
 from eventlake.transforms.join import JoinCatalog
 from eventlake.transforms.parse import STATS
-from eventlake.transforms.read_events import ReadEvents
+from eventlake.transforms.read_events import ReadEvents, all_suffixes, plan_ranges
 from eventlake.transforms.summarize import ErrorSummaryFn, SummarizeErrors, no_errors
 from eventlake.transforms.validate import ValidateEvents
 
@@ -52,30 +53,35 @@ class ImportPlan:
     ranges: list[ByteRange]
     catalog_paths: list[str]
     commit: CommitPlan
+    formats: str | dict[str, str] = "retail"  # one format, or each file's (``--format auto``)
+    catalog_format: str = "retail"
 
 
 def plan_import(config: ImportConfig) -> ImportPlan:
     """Match files and read the store's log; raise ``JobError`` when there is nothing sane to do."""
     store = absolute(config.store)
-    event_format = format_class(config.format)
-    files, unmatched = input_files(config.events, event_format.suffixes)
+    suffixes = all_suffixes() if config.format == AUTO else format_class(config.format).suffixes
+    files, unmatched = input_files(config.events, suffixes)
     if unmatched and not (files and config.allow_missing):
         hint = "; pass --allow-missing to import the other files without it" if files else ""
         raise JobError(f"no event file matches {', '.join(unmatched)} (names of {config.format} files must end in "
-                       f"{' or '.join(event_format.suffixes)}, optionally .gz, .bz2 or .zst){hint}")
+                       f"{' or '.join(suffixes)}, optionally .gz, .bz2 or .zst){hint}")
     catalog = catalog_paths(config.catalog, config.catalog_format)
+    catalog_format = catalog_format_of(catalog, config.catalog_format)
     snapshot = read_store(store, must_exist=False)
     tidied = tidy_store(store, snapshot)
     done = set() if config.reimport else snapshot.imported_sources()
     new = [f for f in files if (f.path, f.size, f.mtime) not in done]
+    formats = _formats_of(new, config.format)
     run_id = start_run(store)
     errors_root = absolute(config.errors) if config.errors else join_path(store, "_errors")
     errors_dir = join_path(errors_root, run_id)  # one folder per run: a second run never overwrites the first
     parameters = {
         "events": config.events,
         "format": config.format,
+        **({"formats": formats} if isinstance(formats, dict) else {}),
         "catalog": config.catalog,
-        "catalog_format": config.catalog_format,
+        "catalog_format": catalog_format,
         "reimport": config.reimport,
         "max_error_ratio": config.max_error_ratio,
         "catalog_fields": list(config.catalog_fields),
@@ -95,8 +101,18 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         source_index={f.path: i for i, f in enumerate(new)},
         leftovers_removed=tidied["files_removed"],
     )
-    split_bytes = config.split_bytes if event_format.splittable else 1 << 62  # records may span lines: read whole
-    return ImportPlan(config, split_ranges(new, split_bytes), catalog, commit)
+    return ImportPlan(config, plan_ranges(new, formats, config.split_bytes), catalog, commit, formats, catalog_format)
+
+
+def _formats_of(files, name: str) -> str | dict[str, str]:
+    """The format of every file: ``name``, or with ``auto`` each file's own (a ``JobError``
+    naming the file and the candidates when one cannot be told)."""
+    if name != AUTO:
+        return name
+    try:
+        return {f.path: detect_format(f.path) for f in files}
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
 
 
 class _CommitFn(beam.DoFn):
@@ -165,9 +181,9 @@ class ImportEvents(beam.PTransform):
         config, plan = self._plan.config, self._plan
         fields = tuple(config.catalog_fields)
         catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields, plan.commit.temp_dir,
-                                                        format_name=config.catalog_format,
+                                                        format_name=plan.catalog_format,
                                                         field_map=config.catalog_field_map)
-        read = pbegin | "ReadEvents" >> ReadEvents(ranges=plan.ranges, format=config.format,
+        read = pbegin | "ReadEvents" >> ReadEvents(ranges=plan.ranges, format=plan.formats,
                                                    block_bytes=config.block_bytes)
         valid = read.events | "ValidateEvents" >> ValidateEvents(tuple(config.allowed_event_types),
                                                                  config.event_type_map)

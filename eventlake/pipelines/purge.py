@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from eventlake.config import PurgeConfig
 from eventlake.filters import EQUALITY_FIELDS, EqualityTerm, EventFilter, FilterError, TimeTerm, parse_filter
-from eventlake.io.store import delete_files
+from eventlake.io.store import UNTYPED, delete_files
 from eventlake.pipelines.purge_samples import purge_error_samples
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
@@ -57,7 +57,8 @@ class PurgeRows:
     def inspect(self, table: pa.Table) -> dict:
         matched = self._filter.matches(table)
         types = pc.value_counts(table.column("event_type").filter(pa.array(matched)).combine_chunks()).to_pylist()
-        return {"changed": int(matched.sum()), "by_event_type": {t["values"]: t["counts"] for t in types}}
+        return {"changed": int(matched.sum()),
+                "by_event_type": {UNTYPED if t["values"] is None else t["values"]: t["counts"] for t in types}}
 
     def apply(self, table: pa.Table) -> pa.Table:
         return table.filter(pa.array(~self._filter.matches(table)))

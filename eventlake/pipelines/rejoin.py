@@ -27,6 +27,7 @@ from eventlake.io.store import file_joined_rows, file_rows
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
     absolute,
+    catalog_format_of,
     catalog_paths,
     check_outputs,
     finish_summary,
@@ -56,6 +57,7 @@ class RejoinPlan:
     catalog_fields: tuple[str, ...]
     files: list[dict]  # add actions of the files that may hold events in scope
     files_skipped: int
+    catalog_format: str = "retail"
 
 
 class RejoinRows:
@@ -167,7 +169,7 @@ class RejoinEvents(beam.PTransform):
         plan, commit = self._plan, self._plan.commit
         catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, plan.catalog_fields,
                                                         scratch_dir(commit.store, commit.run_id),
-                                                        format_name=plan.config.catalog_format,
+                                                        format_name=plan.catalog_format,
                                                         field_map=plan.config.catalog_field_map)
         catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(MAX_SAMPLES)).without_defaults()
         products = beam.pvalue.AsSingleton(catalog["products"])
@@ -202,14 +204,15 @@ def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
     snapshot = read_store(store)
     tidied = tidy_store(store, snapshot)
     catalog = catalog_paths(config.catalog, config.catalog_format)
+    catalog_format = catalog_format_of(catalog, config.catalog_format)
     files = [add for _, add in sorted(snapshot.files.items())]
     scanned = [add for add in files if in_scope(add, config.scope)]
     run_id = start_run(store)
-    parameters = {"catalog": config.catalog, "catalog_format": config.catalog_format, "scope": config.scope}
+    parameters = {"catalog": config.catalog, "catalog_format": catalog_format, "scope": config.scope}
     commit = RewritePlan("rejoin", "UPDATE", run_id, store, snapshot.version, parameters, time.time(),
                          tidied["files_removed"])
     return RejoinPlan(config, commit, catalog, store_catalog_fields(snapshot), scanned,
-                      len(files) - len(scanned))
+                      len(files) - len(scanned), catalog_format)
 
 
 def run_rejoin(config: RejoinConfig, pipeline_args: list[str] | None = None) -> dict:

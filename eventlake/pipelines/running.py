@@ -133,11 +133,27 @@ def check_intact(store: str, snapshot: delta_log.Snapshot, listing: dict | None 
                        "from a backup (nothing was changed)")
 
 
+def catalog_format_of(paths: list[str], name: str) -> str:
+    """``name``, or with ``auto`` the one catalog format every file of ``paths`` has."""
+    from eventlake.formats.base import AUTO, detect_format
+
+    if name != AUTO:
+        return name
+    try:
+        found = {detect_format(p, catalog=True) for p in paths}
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
+    if len(found) > 1:
+        raise JobError(f"the catalog files have several formats ({', '.join(sorted(found))}); give one --catalog-format")
+    return found.pop()
+
+
 def catalog_paths(pattern: str, format_name: str = "retail") -> list[str]:
     """The catalog files a path or glob names; ``JobError`` when there are none."""
-    from eventlake.formats.base import catalog_format_class
+    from eventlake.formats.base import AUTO, catalog_format_class, catalog_format_names
 
-    suffixes = catalog_format_class(format_name).suffixes
+    names = catalog_format_names() if format_name == AUTO else [format_name]
+    suffixes = tuple(sorted({s for n in names for s in catalog_format_class(n).suffixes}))
     try:
         files, _ = match_files([pattern], suffixes)
     except InputPathError as exc:

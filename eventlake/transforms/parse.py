@@ -20,17 +20,23 @@ DEFAULT_BLOCK_BYTES = 8 << 20
 
 
 class _ParseRangeFn(beam.DoFn):
-    def __init__(self, format_name: str, block_bytes: int):
-        self._format_name, self._block_bytes = format_name, block_bytes
+    def __init__(self, formats: str | dict[str, str], block_bytes: int):
+        self._formats, self._block_bytes = formats, block_bytes
 
     def setup(self):
-        self._format = get_format(self._format_name)
+        self._readers: dict = {}
+
+    def _reader(self, name: str):
+        if name not in self._readers:
+            self._readers[name] = get_format(name)
+        return self._readers[name]
 
     def process(self, byte_range: ByteRange):
         lines = records = 0
-        stats = {"path": byte_range.path, "start": byte_range.start, "format": self._format_name}
+        name = self._formats if isinstance(self._formats, str) else self._formats[byte_range.path]
+        stats = {"path": byte_range.path, "start": byte_range.start, "format": name}
         try:
-            for parsed in self._format.read_range(byte_range, self._block_bytes):
+            for parsed in self._reader(name).read_range(byte_range, self._block_bytes):
                 lines += parsed.lines
                 records += parsed.records
                 for error in parsed.errors:
@@ -50,20 +56,22 @@ class ParseEvents(beam.PTransform):
     the whole run with the file's name.
 
     Args:
-        format_name: a registered format (``eventlake.formats.base.format_names()``).
+        format_name: a registered format (``eventlake.formats.base.format_names()``), or a
+            mapping of file path to format (what ``--format auto`` chose for each file).
         block_bytes: bytes of records parsed at a time: the size of one batch.
     """
 
-    def __init__(self, format_name: str = "retail", block_bytes: int = DEFAULT_BLOCK_BYTES):
+    def __init__(self, format_name: str | dict[str, str] = "retail", block_bytes: int = DEFAULT_BLOCK_BYTES):
         super().__init__()
         if block_bytes < 1024:
             raise ValueError("block_bytes must be at least 1024")
-        get_format(format_name)  # an unknown name fails here, not on a worker
-        self._format_name, self._block_bytes = format_name, block_bytes
+        for name in {format_name} if isinstance(format_name, str) else set(format_name.values()):
+            get_format(name)  # an unknown name fails here, not on a worker
+        self._formats, self._block_bytes = format_name, block_bytes
 
     def expand(self, ranges: beam.PCollection[ByteRange]) -> beam.pvalue.DoOutputsTuple:
         return ranges | (
-            beam.ParDo(_ParseRangeFn(self._format_name, self._block_bytes))
+            beam.ParDo(_ParseRangeFn(self._formats, self._block_bytes))
             .with_output_types(pa.RecordBatch).with_outputs(ERRORS, STATS, main="events")
         )
 

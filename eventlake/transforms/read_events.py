@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from eventlake.formats.base import format_class
-from eventlake.io.files import ByteRange, match_files, split_ranges
+from eventlake.formats.base import AUTO, detect_format, format_class, format_names
+from eventlake.io.files import ByteRange, SourceFile, match_files, split_ranges
 from eventlake.transforms.parse import DEFAULT_BLOCK_BYTES, ParseEvents
 
 DEFAULT_SPLIT_BYTES = 64 << 20
@@ -25,26 +25,35 @@ class ReadEvents(beam.PTransform):
 
     Args:
         patterns: event files or globs.
-        format: a registered event format (``eventlake.formats.base.format_names()``).
+        format: a registered event format (``eventlake.formats.base.format_names()``), or
+            ``auto``: each file's own, from its name and first record (or, with ``ranges``, a
+            mapping of path to format, as the import plans it).
         ranges: byte ranges to read instead of ``patterns``.
         block_bytes: bytes of records parsed at a time (the size of one batch).
         split_bytes: uncompressed files larger than this are read in parallel byte ranges, where
             the format allows it (records that may span lines are read whole).
     """
 
-    def __init__(self, patterns: list[str] | None = None, format: str = "retail", *,  # noqa: A002 - the user's word
+    def __init__(self, patterns: list[str] | None = None, format: str | dict[str, str] = "retail", *,  # noqa: A002
                  ranges: list[ByteRange] | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
                  split_bytes: int = DEFAULT_SPLIT_BYTES):
         super().__init__()
         if (patterns is None) == (ranges is None):
             raise ValueError("ReadEvents needs either patterns or ranges")
-        event_format = format_class(format)
+        formats: str | dict[str, str] = format
         if ranges is None:
-            files, unmatched = match_files(list(patterns), event_format.suffixes)
+            suffixes = all_suffixes() if format == AUTO else format_class(format).suffixes
+            files, unmatched = match_files(list(patterns), suffixes)
             if unmatched:
                 raise ValueError(f"no {format} event file matches {', '.join(unmatched)}")
-            ranges = split_ranges(files, split_bytes if event_format.splittable else 1 << 62)
-        self._ranges, self._format, self._block_bytes = list(ranges), format, block_bytes
+            if format == AUTO:
+                formats = {f.path: detect_format(f.path) for f in files}
+            ranges = plan_ranges(files, formats, split_bytes)
+        elif format == AUTO:
+            formats = {r.path: detect_format(r.path) for r in ranges}
+        if isinstance(formats, dict):
+            formats = dict(formats)
+        self._ranges, self._format, self._block_bytes = list(ranges), formats, block_bytes
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
         return (
@@ -54,4 +63,18 @@ class ReadEvents(beam.PTransform):
         )
 
 
-__all__ = ["ReadEvents"]
+def all_suffixes() -> tuple[str, ...]:
+    """The file name endings some event format reads (what ``auto`` matches)."""
+    return tuple(sorted({suffix for name in format_names() for suffix in format_class(name).suffixes}))
+
+
+def plan_ranges(files: list[SourceFile], formats: str | dict[str, str], split_bytes: int) -> list[ByteRange]:
+    """Byte ranges of ``files``; a file whose format's records may span lines is one range."""
+    def splittable(path: str) -> bool:
+        return format_class(formats if isinstance(formats, str) else formats[path]).splittable
+
+    return split_ranges([f for f in files if splittable(f.path)], split_bytes) + split_ranges(
+        [f for f in files if not splittable(f.path)], 1 << 62)
+
+
+__all__ = ["ReadEvents", "all_suffixes", "plan_ranges"]

@@ -4,6 +4,7 @@ that a package of the user's own registers."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import textwrap
@@ -74,7 +75,7 @@ def test_an_unknown_format_is_refused_naming_the_known_ones(tmp_path, capsys):
     code = main(["import", "--format", "parquet-ish", "--events", "x.json", "--catalog", "c.json",
                  "--store", str(tmp_path / "store")])
     assert code == 2
-    assert "format: unknown format 'parquet-ish'; known: opensearch, personalize, personalize-events, retail" in capsys.readouterr().err
+    assert "format: unknown format 'parquet-ish'; known: opensearch, personalize, personalize-events, retail, or auto" in capsys.readouterr().err
 
 
 def test_a_store_made_before_formats_gains_the_new_column_in_a_commit_of_its_own(tmp_path):
@@ -241,3 +242,59 @@ def test_personalize_events_with_an_id_seen_before_are_duplicates_in_the_run_and
     rows = deltalake.DeltaTable(str(tmp_path / "store")).to_pyarrow_table().to_pylist()
     kept = sorted((r["event_id"] or "-", r["product_details"][0]["product"]["id"]) for r in rows)
     assert kept == [("-", "p4"), ("e-1", "p1"), ("e-2", "p2"), ("e-3", "p5")]  # the first of each id wins
+
+
+def test_format_auto_chooses_each_file_records_it_and_counts_by_format(tmp_path, capsys):
+    from tests.formats.test_opensearch import behavior
+
+    (tmp_path / "i.csv").write_text("USER_ID,ITEM_ID,TIMESTAMP\nu1,p1,1700000000\nu2,,1700000001\n")
+    (tmp_path / "b.json").write_text(json.dumps([behavior(item_id="p2")]))
+    shutil.copy(CASES.parents[1] / "examples" / "user_events.json", tmp_path / "r.json")
+    make_catalog(tmp_path / "c.json")
+    events = [arg for name in ("i.csv", "b.json", "r.json") for arg in ("--events", str(tmp_path / name))]
+    code = main(["import", "--format", "auto", *events, "--catalog-format", "auto",
+                 "--catalog", str(tmp_path / "c.json"), "--store", str(tmp_path / "store"), "--max-error-ratio", "0.5",
+                 "--summary", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    s = summary_of(tmp_path / "s.json")
+    assert s["formats"] == {str(tmp_path / "b.json"): "opensearch", str(tmp_path / "i.csv"): "personalize",
+                            str(tmp_path / "r.json"): "retail"}
+    assert s["by_format"] == {"opensearch": {"records": 1, "errors": 0}, "personalize": {"records": 2, "errors": 1},
+                              "retail": {"records": 4, "errors": 1}}
+    assert re.search(rf"format personalize +{re.escape(str(tmp_path / 'i.csv'))}", out)
+    [entry] = [json.loads(line) for line in (tmp_path / "store" / "_delta_log" / "00000000000000000000.json")
+               .read_text().splitlines() if "commitInfo" in line]
+    assert entry["commitInfo"]["eventlake"]["parameters"]["formats"] == s["formats"]
+    assert entry["commitInfo"]["eventlake"]["parameters"]["catalog_format"] == "retail"
+
+
+def test_format_auto_refuses_a_file_it_cannot_tell_naming_the_candidates(tmp_path, capsys):
+    (tmp_path / "odd.jsonl").write_text(json.dumps({"session": 1, "events": []}) + "\n")
+    make_catalog(tmp_path / "c.json")
+    code = main(["import", "--format", "auto", "--events", str(tmp_path / "odd.jsonl"),
+                 "--catalog", str(tmp_path / "c.json"), "--store", str(tmp_path / "store")])
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and str(tmp_path / "odd.jsonl") in line
+    assert "candidates: opensearch, personalize-events, retail" in line and "give --format" in line
+    assert not (tmp_path / "store" / "_delta_log").exists()
+
+
+def test_purge_filters_mean_the_same_for_every_format(tmp_path):
+    from tests.formats.test_opensearch import behavior
+    from tests.formats.test_personalize_events import event, request
+
+    (tmp_path / "b.json").write_text(json.dumps([behavior(item_id="p1", user_id="alice"),
+                                                 behavior(item_id="p2", user_id="bob")]))
+    (tmp_path / "e.jsonl").write_text(json.dumps(request(userId="alice", eventList=[event(itemId="p3")])) + "\n"
+                                      + json.dumps(request(userId="carol", eventList=[event(itemId="p2")])) + "\n")
+    (tmp_path / "i.csv").write_text("USER_ID,ITEM_ID,TIMESTAMP\nalice,p4,1700000000\ndave,p2,1700000000\n")
+    make_catalog(tmp_path / "c.json")
+    store = str(tmp_path / "store")
+    for name in ("b.json", "e.jsonl", "i.csv"):
+        assert main(["import", "--format", "auto", "--events", str(tmp_path / name), "--catalog", str(tmp_path / "c.json"),
+                     "--store", store]) == 0
+    assert main(["purge", "--store", store, "--filter", 'userId = "alice"', "--force"]) == 0
+    assert main(["purge", "--store", store, "--filter", 'productId = "p2"', "--force"]) == 0
+    assert deltalake.DeltaTable(store).to_pyarrow_table().num_rows == 0  # every one was alice's or named p2
+    assert main(["rejoin", "--store", store, "--catalog", str(tmp_path / "c.json")]) == 0

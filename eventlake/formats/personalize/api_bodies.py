@@ -29,7 +29,7 @@ import orjson
 import pyarrow as pa
 
 from eventlake.errors import error_record
-from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, register_format
+from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, first_json_object, register_format
 from eventlake.formats.lines import LineBlock
 from eventlake.io.files import ByteRange, read_blocks
 from eventlake.schema import ATTRIBUTES, USER_INFO, product_details_type
@@ -57,6 +57,11 @@ class PersonalizeEvents(EventFormat):
     name = "personalize-events"
     suffixes = (".json", ".jsonl")
     description = "Amazon Personalize PutEvents and PutActionInteractions bodies, one per line"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        first = first_json_object(head)
+        return isinstance(first, dict) and bool({"eventList", "actionInteractions"} & set(first))
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
         for block, line_count in read_blocks(byte_range, block_bytes):

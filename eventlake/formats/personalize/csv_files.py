@@ -33,6 +33,7 @@ from eventlake.formats.base import (
     ParsedBlock,
     SourceFileError,
     canonical_batch,
+    csv_header,
     register_format,
 )
 from eventlake.formats.csv_records import CsvBlock, read_csv_blocks
@@ -54,6 +55,10 @@ class PersonalizeInteractions(EventFormat):
     suffixes = (".csv",)
     splittable = False  # a quoted field may hold a line break
     description = "Amazon Personalize interactions CSV (USER_ID, ITEM_ID, TIMESTAMP, ...)"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return set(REQUIRED) <= csv_header(head)
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
         for block in read_csv_blocks(byte_range, block_bytes, "Amazon Personalize interactions"):
@@ -248,6 +253,10 @@ class PersonalizeItems(CatalogFormat):
     suffixes = (".csv",)
     splittable = False
     description = "Amazon Personalize items CSV (ITEM_ID and metadata columns)"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return "ITEM_ID" in csv_header(head) and "USER_ID" not in csv_header(head)
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[pa.Table, list[dict]]]:
         for block in read_csv_blocks(byte_range, block_bytes, "Amazon Personalize items"):
