@@ -29,18 +29,18 @@ import pyarrow.compute as pc
 
 from eventlake.errors import error_record
 from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, first_json_object, register_format
+from eventlake.formats.columns import attributes_from_records, one_product_each, user_info_of
 from eventlake.formats.json_documents import documents
 from eventlake.formats.rules import Rule, as_mask
 from eventlake.io.decompress import open_source
 from eventlake.io.files import ByteRange, DamagedSourceError
-from eventlake.schema import ATTRIBUTES, USER_INFO, product_details_type
 
 BEHAVIORS = ("expose", "click", "like", "collect", "comment", "cart", "buy")
 REQUIRED = ("item_id", "bhv_type", "reach_time", "user_id", "rn", "trace_info", "item_type", "sdk_type",
             "sdk_version", "trace_id")
 MAPPED = {"item_id", "bhv_type", "reach_time", "user_id", "rn", "trace_info", "bhv_value", "bhv_time"}
-_SECONDS = re.compile(r"^\d{10}$")
 _BATCH = 50_000  # documents per batch
+_SCALARS = (str, int, float)
 
 
 class _Rejected(ValueError):
@@ -109,12 +109,12 @@ class OpenSearchBehavior(EventFormat):
             value = fields.get(name)
             if value is None or (isinstance(value, str) and not value.strip()):
                 raise _Rejected(f"fields.{name}", "REQUIRED", f"{name} is required")
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
+            if not isinstance(value, _SCALARS) or isinstance(value, bool):
                 raise _Rejected(f"fields.{name}", "INVALID_VALUE", f"{name} must be a string or a number")
         behavior = str(fields["bhv_type"])  # checked against the allowed types in ``rules``
         reach = _seconds(fields, "reach_time")
         when = _seconds(fields, "bhv_time") if fields.get("bhv_time") not in (None, "") else reach
-        if "biz_id" in fields and not re.fullmatch(r"\d+", str(fields["biz_id"])):
+        if "biz_id" in fields and not str(fields["biz_id"]).isdigit():
             raise _Rejected("fields.biz_id", "INVALID_VALUE", f"biz_id must be numeric, got {str(fields['biz_id'])[:40]!r}")
         if "login" in fields and str(fields["login"]) not in ("0", "1"):
             raise _Rejected("fields.login", "INVALID_VALUE", "login must be 0 or 1")
@@ -139,7 +139,7 @@ class OpenSearchBehavior(EventFormat):
         return {
             "event_type": behavior, "visitor_id": str(fields["user_id"]), "item_id": str(fields["item_id"]),
             "seconds": when, "request_id": str(fields["rn"]), "trace_info": trace_info, "event_value": value,
-            "attributes": [(k, v) for k, v in fields.items() if k not in MAPPED and v is not None],
+            "fields": fields,  # every field but the mapped ones becomes an attribute
         }
 
 
@@ -167,10 +167,13 @@ class _ByteOffsets:
 
 
 def _seconds(fields: dict, name: str) -> int:
-    text = str(fields[name]).strip()
-    if isinstance(fields[name], float) and fields[name].is_integer():
-        text = str(int(fields[name]))
-    if _SECONDS.fullmatch(text):
+    value = fields[name]
+    if isinstance(value, int) and not isinstance(value, bool) and 1_000_000_000 <= value <= 9_999_999_999:
+        return value
+    text = str(value).strip()
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    if len(text) == 10 and text.isdigit():
         return int(text)
     if re.fullmatch(r"\d{13}", text):
         raise _Rejected(f"fields.{name}", "INVALID_VALUE",
@@ -190,34 +193,22 @@ def _kind(value) -> str:
         type(value), "null")
 
 
-def _attribute(key: str, value) -> dict:
-    if isinstance(value, bool):
-        return {"key": key, "value": {"text": [str(value).lower()], "numbers": None}}
-    if isinstance(value, int | float):
-        return {"key": key, "value": {"text": None, "numbers": [float(value)]}}
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return {"key": key, "value": {"text": [text], "numbers": None}}
-
-
 def _batch(source: str, rows: list) -> pa.RecordBatch:
     events = [r[3] for r in rows]
-    n = len(events)
     visitors = pa.array([e["visitor_id"] for e in events], pa.string())
-    seconds = np.array([e["seconds"] for e in events], dtype=np.int64)
-    products = pa.array([[{"product": {"id": e["item_id"]}, "quantity": None}] for e in events],
-                        product_details_type())
+    types = pa.array([e["event_type"] for e in events], pa.string())
     columns = {
-        "event_type": pa.array([e["event_type"] for e in events], pa.string()),
-        "source_event_type": pa.array([e["event_type"] for e in events], pa.string()),
+        "event_type": types,
+        "source_event_type": types,
         "visitor_id": visitors,
-        "user_info": pa.StructArray.from_arrays([visitors] + [pa.nulls(n, f.type) for f in list(USER_INFO)[1:]],
-                                                fields=list(USER_INFO)),
-        "event_time": pa.array(seconds * 1_000_000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "product_details": products,
+        "user_info": user_info_of(visitors),
+        "event_time": pa.array(np.array([e["seconds"] for e in events], dtype=np.int64) * 1_000_000,
+                               pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "product_details": one_product_each([e["item_id"] for e in events]),
         "event_value": pa.array([e["event_value"] for e in events], pa.float64()),
         "request_id": pa.array([e["request_id"] for e in events], pa.string()),
         "trace_info": pa.array([e["trace_info"] for e in events], pa.string()),
-        "attributes": pa.array([[_attribute(k, v) for k, v in e["attributes"]] or None for e in events], ATTRIBUTES),
+        "attributes": attributes_from_records([e["fields"] for e in events], MAPPED),
     }
     raws = pa.array([r[2].encode("utf-8") for r in rows], pa.binary())
     return canonical_batch(columns, source, np.array([r[1] for r in rows], dtype=np.int64),

@@ -30,9 +30,9 @@ import pyarrow as pa
 
 from eventlake.errors import error_record
 from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, first_json_object, register_format
+from eventlake.formats.columns import attributes_of, one_product_each, user_info_of
 from eventlake.formats.lines import LineBlock
 from eventlake.io.files import ByteRange, read_blocks
-from eventlake.schema import ATTRIBUTES, USER_INFO, product_details_type
 
 ID_LIMIT = 256
 MAX_EVENTS = 10
@@ -221,13 +221,6 @@ def _properties(value, field: str) -> dict:
     return {k: v for k, v in parsed.items() if v is not None}
 
 
-def _attribute(key: str, value) -> dict:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return {"key": key, "value": {"text": None, "numbers": [float(value)]}}
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    return {"key": key, "value": {"text": text.split("|"), "numbers": None}}
-
-
 def _batch(block: LineBlock, rows: list) -> pa.RecordBatch:
     events = [e for _, e in rows]
     lines = np.array([i for i, _ in rows], dtype=np.int64)
@@ -241,16 +234,13 @@ def _batch(block: LineBlock, rows: list) -> pa.RecordBatch:
         "event_id": pa.array([e["event_id"] for e in events], pa.string()),
         "visitor_id": visitors,
         "session_id": pa.array([e["session_id"] for e in events], pa.string()),
-        "user_info": pa.StructArray.from_arrays([users] + [pa.nulls(n, f.type) for f in list(USER_INFO)[1:]],
-                                                fields=list(USER_INFO)),
+        "user_info": user_info_of(users),
         "event_time": pa.array([e["micros"] for e in events], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "product_details": pa.array([[{"product": {"id": e["item_id"]}, "quantity": None}] if e["item_id"] else None
-                                     for e in events], product_details_type()),
+        "product_details": one_product_each([e["item_id"] for e in events]),
         "event_value": pa.array([e["event_value"] for e in events], pa.float64()),
         "impression": pa.array([e["impression"] for e in events], pa.list_(pa.string())),
         "recommendation_id": pa.array([e["recommendation_id"] for e in events], pa.string()),
-        "attributes": pa.array([[_attribute(k, v) for k, v in e["attributes"].items()] or None for e in events],
-                               ATTRIBUTES),
+        "attributes": attributes_of([list(e["attributes"].items()) for e in events], separator="|"),
     }
     # A line's events share its raw text: take each line's once, then one per event.
     unique, which = np.unique(lines, return_inverse=True)

@@ -1,0 +1,105 @@
+"""Canonical columns built from flat Python lists, for formats that read records one by one.
+
+``pa.array`` over lists of nested dicts costs microseconds per value (it inspects every dict);
+the same columns built from flat lists of strings and numbers plus offsets cost a fraction of
+that. Measured on 100k OpenSearch documents with six attributes each: 1.9 s -> 0.2 s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from eventlake.schema import ATTRIBUTES, USER_INFO, product_details_type
+
+_NUMBER = (int, float)
+
+
+def one_product_each(ids: pa.Array | list) -> pa.ListArray:
+    """``product_details`` with one entry per row, the given product id (none where it is null)."""
+    ids = ids if isinstance(ids, pa.Array) else pa.array(ids, pa.string())
+    details = product_details_type()
+    entry = details.value_type
+    present = ids.is_valid().to_numpy(zero_copy_only=False)
+    offsets = np.concatenate(([0], np.cumsum(present))).astype(np.int32)
+    kept = ids.filter(pa.array(present))
+    product = pa.StructArray.from_arrays([kept], fields=list(entry.field("product").type))
+    values = pa.StructArray.from_arrays([product, pa.nulls(len(kept), pa.int64())], fields=list(entry))
+    mask = pa.array(~present) if not present.all() else None
+    return pa.ListArray.from_arrays(pa.array(offsets), values, type=details, mask=mask)
+
+
+def user_info_of(user_ids: pa.Array) -> pa.StructArray:
+    """``user_info`` holding only the user id."""
+    n = len(user_ids)
+    return pa.StructArray.from_arrays([user_ids] + [pa.nulls(n, f.type) for f in list(USER_INFO)[1:]],
+                                      fields=list(USER_INFO))
+
+
+def attributes_of(rows: list[list[tuple[str, object]]], separator: str | None = None) -> pa.ListArray:
+    """``attributes`` from each row's ``(key, value)`` pairs: numbers as numbers, everything
+    else as text (split at ``separator`` when given; ``true``/``false`` for booleans). A row
+    without pairs has null attributes."""
+    counts = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+    keys, texts, numbers = [], [], []
+    for row in rows:
+        for key, value in row:
+            keys.append(key)
+            if isinstance(value, _NUMBER) and not isinstance(value, bool):
+                texts.append(None)
+                numbers.append([float(value)])
+            else:
+                text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+                texts.append(text.split(separator) if separator else [text])
+                numbers.append(None)
+    entry = ATTRIBUTES.value_type
+    value_type = entry.field("value").type
+    value = pa.StructArray.from_arrays([pa.array(texts, pa.list_(pa.string())),
+                                        pa.array(numbers, pa.list_(pa.float64()))], fields=list(value_type))
+    entries = pa.StructArray.from_arrays([pa.array(keys, pa.string()), value], fields=list(entry))
+    mask = pa.array(counts == 0) if (counts == 0).any() else None
+    return pa.ListArray.from_arrays(pa.array(offsets), entries, type=ATTRIBUTES, mask=mask)
+
+
+def attributes_from_records(records: list[dict], skip: set[str]) -> pa.ListArray:
+    """``attributes`` from each record's keys other than ``skip``, built a key at a time (a
+    file's records mostly share their keys): numbers as numbers, other values as text, nested
+    values as their JSON text. Each row's attributes keep the order keys were first seen."""
+    import json
+
+    keys: list[str] = []
+    seen: set[str] = set()
+    for record in records:
+        for key in record:
+            if key not in seen and key not in skip:
+                seen.add(key)
+                keys.append(key)
+    n = len(records)
+    if not keys:
+        return pa.nulls(n, ATTRIBUTES)
+    present_columns, text_columns, number_columns = [], [], []
+    for key in keys:
+        values = [r.get(key) for r in records]
+        present_columns.append(np.fromiter((v is not None for v in values), dtype=bool, count=n))
+        text_columns.append([None if v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool)) else
+                             [v if isinstance(v, str) else ("true" if v else "false") if isinstance(v, bool)
+                              else json.dumps(v, ensure_ascii=False)] for v in values])
+        number_columns.append([[float(v)] if isinstance(v, _NUMBER) and not isinstance(v, bool) else None
+                               for v in values])
+    present = np.stack(present_columns, axis=1)  # rows x keys
+    rows, which = np.nonzero(present)  # row-major: each row's attributes in key order
+    counts = np.bincount(rows, minlength=n)
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+    take = pa.array(which * n + rows, pa.int64())
+    texts = pa.concat_arrays([pa.array(c, pa.list_(pa.string())) for c in text_columns]).take(take)
+    numbers = pa.concat_arrays([pa.array(c, pa.list_(pa.float64())) for c in number_columns]).take(take)
+    entry = ATTRIBUTES.value_type
+    value = pa.StructArray.from_arrays([texts, numbers], fields=list(entry.field("value").type))
+    names = pa.array(np.array(keys, dtype=object)[which], pa.string())
+    entries = pa.StructArray.from_arrays([names, value], fields=list(entry))
+    mask = pa.array(counts == 0) if (counts == 0).any() else None
+    return pa.ListArray.from_arrays(pa.array(offsets), entries, type=ATTRIBUTES, mask=mask)
+
+
+__all__ = ["attributes_from_records", "attributes_of", "one_product_each", "user_info_of"]
