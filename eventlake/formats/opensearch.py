@@ -13,6 +13,8 @@ Mapping: ``user_id`` -> ``visitor_id`` and ``user_info.user_id``; ``item_id`` ->
 ``bhv_time`` when given, else ``reach_time`` -> ``event_time``; every other field -> an
 attribute. Default event types: ``click`` -> ``detail-page-view``, ``cart`` -> ``add-to-cart``,
 ``buy`` -> ``purchase-complete``; ``expose``, ``like``, ``collect``, ``comment`` keep their names.
+
+Items (``--catalog-format opensearch-items``): ``ITEM_INFO`` documents of the same shape.
 """
 
 from __future__ import annotations
@@ -28,12 +30,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.errors import error_record
-from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, first_json_object, register_format
+from eventlake.formats.base import (
+    CatalogFormat,
+    EventFormat,
+    ParsedBlock,
+    canonical_batch,
+    first_json_object,
+    register_format,
+)
 from eventlake.formats.columns import attributes_from_records, one_product_each, user_info_of
 from eventlake.formats.json_documents import documents
 from eventlake.formats.rules import Rule, as_mask
 from eventlake.io.decompress import open_source
 from eventlake.io.files import ByteRange, DamagedSourceError
+from eventlake.schema import CATALOG_FIELD_TYPES, catalog_schema
 
 BEHAVIORS = ("expose", "click", "like", "collect", "comment", "cart", "buy")
 REQUIRED = ("item_id", "bhv_type", "reach_time", "user_id", "rn", "trace_info", "item_type", "sdk_type",
@@ -63,9 +73,10 @@ class OpenSearchBehavior(EventFormat):
     def sniff(cls, head: bytes) -> bool:
         text = head.lstrip()
         if text.startswith(b"["):
-            return b'"cmd"' in text[:4096] and b'"fields"' in text[:4096]
+            return all(key in text[:4096] for key in (b'"cmd"', b'"fields"', b'"bhv_type"'))
         first = first_json_object(head)
-        return isinstance(first, dict) and "cmd" in first and "fields" in first
+        return isinstance(first, dict) and "cmd" in first and isinstance(first.get("fields"), dict) \
+            and "bhv_type" in first["fields"]
 
     def rules(self, allowed_event_types: tuple[str, ...] = ()) -> list[Rule]:
         types = pa.array(list(BEHAVIORS) + list(allowed_event_types), pa.string())
@@ -213,3 +224,73 @@ def _batch(source: str, rows: list) -> pa.RecordBatch:
     raws = pa.array([r[2].encode("utf-8") for r in rows], pa.binary())
     return canonical_batch(columns, source, np.array([r[1] for r in rows], dtype=np.int64),
                            np.array([r[0] for r in rows], dtype=np.int64), raws, OpenSearchBehavior.name)
+
+
+@register_format
+class OpenSearchItems(CatalogFormat):
+    """Alibaba OpenSearch ``ITEM_INFO`` documents (``cmd`` ``add``, ``fields`` with ``item_id``).
+
+    ``title`` -> title, ``category_path`` -> categories (one path per item), ``price`` -> price,
+    ``brand`` -> brands; the config's ``catalog_field_map`` can name other fields.
+    """
+
+    name = "opensearch-items"
+    suffixes = (".json", ".jsonl")
+    splittable = False
+    description = "Alibaba OpenSearch ITEM_INFO documents ({cmd: add, fields: {item_id, ...}})"
+    DEFAULT_SOURCES = {"title": "title", "categories": "category_path", "price": "price", "brands": "brand"}
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        text = head.lstrip()[:4096]
+        return b'"cmd"' in text and b'"fields"' in text and b'"item_id"' in text and b'"bhv_type"' not in text
+
+    def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[pa.Table, list[dict]]]:
+        data = _read_whole(byte_range)
+        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        text = data[bom:].decode("utf-8", "replace")
+        offsets = _ByteOffsets(text, bom)
+        sources = {**self.DEFAULT_SOURCES, **{field: column for column, field in self.field_map.items()}}
+        products, errors = [], []
+        for doc in documents(text):
+            raw = text[doc.start:doc.end]
+            where = (byte_range.path, doc.line, offsets.at(doc.start))
+            if doc.problem is not None:
+                errors.append(error_record(*where, "", "INVALID_JSON", f"catalog: {_json_hint(doc.problem, raw)}", raw))
+                continue
+            try:
+                products.append(self._product(doc.value, sources))
+            except _Rejected as exc:
+                errors.append(error_record(*where, exc.field, exc.reason, f"catalog: {exc}", raw))
+        yield pa.Table.from_pylist(products, schema=catalog_schema(self.fields)), errors
+
+    def _product(self, document, sources: dict[str, str]) -> dict:
+        if not isinstance(document, dict) or not isinstance(document.get("fields"), dict):
+            raise _Rejected("fields", "REQUIRED", "an item document needs fields")
+        cmd = document.get("cmd")
+        if not isinstance(cmd, str) or cmd.lower() != "add":
+            raise _Rejected("cmd", "INVALID_VALUE", f"cmd must be \"add\", got {json.dumps(cmd)[:40]}")
+        fields = document["fields"]
+        item = fields.get("item_id")
+        if item is None or isinstance(item, bool) or not isinstance(item, _SCALARS) or not str(item).strip():
+            raise _Rejected("fields.item_id", "REQUIRED", "item_id is required")
+        product = {"id": str(item)}
+        for field in self.fields:
+            value = fields.get(sources.get(field, field))
+            kind = CATALOG_FIELD_TYPES[field]
+            if value is None or value == "":
+                product[field] = None
+            elif pa.types.is_list(kind):
+                product[field] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+            elif pa.types.is_floating(kind):
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    number = math.nan
+                if isinstance(value, bool) or not math.isfinite(number):
+                    raise _Rejected(f"fields.{sources.get(field, field)}", "INVALID_VALUE",
+                                    f"{sources.get(field, field)} must be a finite number")
+                product[field] = number
+            else:
+                product[field] = str(value)
+        return product

@@ -107,3 +107,25 @@ def test_a_type_the_config_allows_is_accepted(tmp_path):
     path.write_text(json.dumps([behavior(bhv_type="share")]))
     rows, errors = read(path, allowed=("share",))
     assert errors == [] and rows[0]["event_type"] == "share"
+
+
+def test_item_documents_make_a_catalog(tmp_path):
+    from eventlake.formats.base import catalog_format_class, detect_format
+
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps([
+        {"cmd": "add", "fields": {"item_id": 358713, "title": "Tea", "category_path": "12_34", "price": "9.5"}},
+        {"cmd": "add", "fields": {"title": "no id"}},
+        {"cmd": "add", "fields": {"item_id": "2", "price": "cheap"}},
+        {"cmd": "ADD", "fields": {"item_id": "3", "brand": "B", "cat": "x"}},
+    ], indent=1))
+    assert detect_format(str(path), catalog=True) == "opensearch-items"
+    reader = catalog_format_class("opensearch-items")(("title", "categories", "price", "brands"), {})
+    [(table, errors)] = list(reader.read_range(ByteRange(str(path), 0, -1), 1 << 20))
+    assert table.to_pylist() == [
+        {"id": "358713", "title": "Tea", "categories": ["12_34"], "price": 9.5, "brands": None},
+        {"id": "3", "title": None, "categories": None, "price": None, "brands": ["B"]}]
+    assert [(e["field"], e["reason"]) for e in errors] == [("fields.item_id", "REQUIRED"),
+                                                           ("fields.price", "INVALID_VALUE")]
+    starts = [n for n, line in enumerate(path.read_text().splitlines(), 1) if line == " {"]
+    assert [e["line"] for e in errors] == [starts[1], starts[2]]  # where each document starts
