@@ -21,7 +21,8 @@ from eventlake.config import REJOIN_SCOPES, ConfigError, ImportConfig, PurgeConf
 EXIT_CODES = """exit status: 0 the job did what it was asked (or found nothing to change); 1 it failed and
 the store is as it was; 2 a bad flag or config key; 130 interrupted (Ctrl-C)."""
 
-DESCRIPTION = f"""eventlake imports user-interaction events (Google Cloud Retail UserEvent JSON lines, plain or
+DESCRIPTION = f"""eventlake imports user-interaction events (Google Cloud Retail UserEvent JSON lines, Amazon
+Personalize CSV and PutEvents bodies, Alibaba OpenSearch behavior documents; plain or
 .gz/.bz2/.zst, from local disk, gs://, s3://) into a versioned event store, a Delta Lake table
 of Parquet files: every record is validated, joined against a product catalog and deduplicated,
 or kept as an error sample saying which line and field failed and why. rejoin, purge, history
@@ -30,7 +31,9 @@ with --runner and that runner's options, on Dataflow, Flink or Spark.
 
 {EXIT_CODES}"""
 
-IMPORT_DESCRIPTION = f"""Import Retail UserEvent JSON lines (.json/.jsonl, optionally .gz/.bz2/.zst) into the store.
+IMPORT_DESCRIPTION = f"""Import event files into the store: --format retail (UserEvent JSON lines, the default),
+personalize (interactions CSV), personalize-events (PutEvents bodies), opensearch (behavior
+documents) or auto; optionally .gz/.bz2/.zst.
 Each record is stored, dropped as a duplicate or written as an error sample (google.rpc.Status
 JSON lines under <store>/_errors/<run id>/, or --errors DIR); files already imported are skipped
 unless --reimport. A run commits one new store version or nothing.

@@ -43,3 +43,30 @@ def test_a_file_with_several_sections_gives_each_job_its_own(tmp_path):
 def test_a_bad_scope_is_named():
     with pytest.raises(ConfigError, match="scope: 'some' is not one of all, joined, unjoined"):
         load_config(None, {"store": "s", "catalog": "c", "scope": "some"}, RejoinConfig)
+
+
+@pytest.mark.parametrize(("name", "records", "stored", "errors"), [
+    ("personalize", 500, 500, 0), ("personalize-events", 10, 9, 1), ("opensearch", 5, 4, 1)])
+def test_each_format_config_imports_its_bundled_example(tmp_path, name, records, stored, errors):
+    """The ready config of each source format runs on its bundled sample (store redirected)."""
+    import json
+
+    from eventlake.cli import main
+
+    summary = tmp_path / "summary.json"
+    code = main(["import", "--config", str(CONFIGS / f"{name}.yaml"), "--store", str(tmp_path / "store"),
+                 "--summary", str(summary)])
+    assert code == 0
+    s = json.loads(summary.read_text())
+    assert (s["records"], s["stored"], s["errors"]) == (records, stored, errors)
+    assert s["catalog_errors"] == 0 and s["joined"] > 0
+
+
+def test_config_construction_refuses_what_the_flags_refuse():
+    with pytest.raises(ConfigError, match="scope: 'bogus'"):
+        RejoinConfig(store="s", catalog="c", scope="bogus")
+    with pytest.raises(ConfigError, match="max_error_ratio: expected float, got str"):
+        ImportConfig(events=["a"], catalog="c", store="s", max_error_ratio="0.5")
+    with pytest.raises(ConfigError, match="catalog_field_map: GENRE maps to 'genre'"):
+        ImportConfig(events=["a"], catalog="c", store="s", catalog_field_map={"GENRE": "genre"})
+    assert ImportConfig(events=["a"], catalog="c", store="s", max_error_ratio=1).max_error_ratio == 1.0

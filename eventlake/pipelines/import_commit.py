@@ -192,7 +192,8 @@ def likely_cause(path: str) -> str:
         return "it looks like one JSON array: write one JSON object per line (JSON lines)"
     if text.startswith(b"{") and not first_line.endswith(b"}"):
         return "it looks like pretty-printed JSON: write each event on one line"
-    return "is it another format (CSV, Parquet, another system's events)? eventlake reads Retail UserEvent JSON lines"
+    return ("is it another format (CSV, another system's events)? --format names the source system, and "
+            "--format auto tells it from the file")
 
 
 def _added_columns(plan: CommitPlan, snapshot: delta_log.Snapshot) -> list[dict]:
