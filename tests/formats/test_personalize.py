@@ -171,3 +171,22 @@ def test_the_shared_personalize_items_load_with_genres_as_lists():
     assert errors == [] and len(rows) > 9000
     first = rows[0]
     assert first["id"] == "1" and first["categories"] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
+
+
+def test_put_items_bodies_make_products(tmp_path):
+    import json
+
+    from eventlake.formats.base import detect_format
+
+    path = tmp_path / "items.jsonl"
+    path.write_text(json.dumps({"datasetArn": "arn:demo", "items": [
+        {"itemId": "1", "properties": json.dumps({"genre": "Action|Comedy", "price": 9.5, "title": "One"})},
+        {"itemId": "", "properties": "{}"},
+        {"itemId": "3", "properties": json.dumps({"price": "cheap"})},
+        {"itemId": "4"}]}) + "\n" + "not json\n")
+    assert detect_format(str(path), catalog=True) == "personalize-items"
+    rows, errors = read_items(path, field_map={"GENRE": "categories"})
+    assert rows == [{"id": "1", "title": "One", "categories": ["Action", "Comedy"], "price": 9.5},
+                    {"id": "4", "title": None, "categories": None, "price": None}]
+    assert [(e["line"], e["field"]) for e in errors] == [(1, "items[1].itemId"), (1, "items[2].properties.price"),
+                                                         (2, "")]

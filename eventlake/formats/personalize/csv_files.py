@@ -34,10 +34,12 @@ from eventlake.formats.base import (
     SourceFileError,
     canonical_batch,
     csv_header,
+    first_json_object,
     register_format,
 )
 from eventlake.formats.csv_records import CsvBlock, read_csv_blocks
-from eventlake.io.files import ByteRange
+from eventlake.formats.personalize.put_items import put_items_products
+from eventlake.io.files import ByteRange, read_blocks, uncompressed_name
 from eventlake.schema import ATTRIBUTES, CATALOG_FIELD_TYPES, USER_INFO, catalog_schema, product_details_type
 
 REQUIRED = ("USER_ID", "ITEM_ID", "TIMESTAMP")
@@ -247,20 +249,28 @@ def _attributes(table: pa.Table, metadata: list[str], keep: np.ndarray) -> pa.Ar
 
 @register_format
 class PersonalizeItems(CatalogFormat):
-    """Amazon Personalize items CSV: ``ITEM_ID`` and item metadata columns."""
+    """Amazon Personalize items: the items CSV (``ITEM_ID`` and metadata columns), or PutItems
+    request bodies one per line (``.json``/``.jsonl``: ``items`` of ``itemId`` and ``properties``)."""
 
     name = "personalize-items"
-    suffixes = (".csv",)
+    suffixes = (".csv", ".json", ".jsonl")
     splittable = False
-    description = "Amazon Personalize items CSV (ITEM_ID and metadata columns)"
+    description = "Amazon Personalize items CSV (ITEM_ID and metadata columns) or PutItems bodies"
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
+        first = first_json_object(head)
+        if isinstance(first, dict):
+            return isinstance(first.get("items"), list)
         return "ITEM_ID" in csv_header(head) and "USER_ID" not in csv_header(head)
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[pa.Table, list[dict]]]:
-        for block in read_csv_blocks(byte_range, block_bytes, "Amazon Personalize items"):
-            yield self._products(block)
+        if uncompressed_name(byte_range.path).endswith(".csv"):
+            for block in read_csv_blocks(byte_range, block_bytes, "Amazon Personalize items"):
+                yield self._products(block)
+            return
+        for block, _ in read_blocks(byte_range, block_bytes):
+            yield put_items_products(block, self.fields, self.field_map)
 
     def _sources(self, block: CsvBlock) -> dict[str, str]:
         """Catalog field -> the header's column that fills it."""
