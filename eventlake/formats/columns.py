@@ -65,16 +65,14 @@ def attributes_of(rows: list[list[tuple[str, object]]], separator: str | None = 
 def attributes_from_records(records: list[dict], skip: set[str]) -> pa.ListArray:
     """``attributes`` from each record's keys other than ``skip``, built a key at a time (a
     file's records mostly share their keys): numbers as numbers, other values as text, nested
-    values as their JSON text. Each row's attributes keep the order keys were first seen."""
+    values as their JSON text. Each row's attributes are in key order, whatever order its
+    record wrote them in, so that the same event gives the same content fingerprint."""
     import json
 
-    keys: list[str] = []
     seen: set[str] = set()
     for record in records:
-        for key in record:
-            if key not in seen and key not in skip:
-                seen.add(key)
-                keys.append(key)
+        seen.update(record)
+    keys = sorted(seen - skip)
     n = len(records)
     if not keys:
         return pa.nulls(n, ATTRIBUTES)

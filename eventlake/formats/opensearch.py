@@ -26,11 +26,14 @@ import urllib.parse
 from collections.abc import Iterator
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pj
 
 from eventlake.errors import error_record
 from eventlake.formats.base import (
+    SNIFF_BYTES,
     CatalogFormat,
     EventFormat,
     ParsedBlock,
@@ -38,11 +41,12 @@ from eventlake.formats.base import (
     first_json_object,
     register_format,
 )
-from eventlake.formats.columns import attributes_from_records, one_product_each, user_info_of
+from eventlake.formats.columns import attributes_from_records, attributes_of, one_product_each, user_info_of
 from eventlake.formats.json_documents import documents
+from eventlake.formats.lines import LineBlock
 from eventlake.formats.rules import Rule, as_mask
 from eventlake.io.decompress import open_source
-from eventlake.io.files import ByteRange, DamagedSourceError
+from eventlake.io.files import ByteRange, DamagedSourceError, read_blocks
 from eventlake.schema import CATALOG_FIELD_TYPES, catalog_schema
 
 BEHAVIORS = ("expose", "click", "like", "collect", "comment", "cart", "buy")
@@ -85,6 +89,19 @@ class OpenSearchBehavior(EventFormat):
                      lambda b: ~as_mask(pc.is_in(b.column("source_event_type"), value_set=types)))]
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
+        with open_source(byte_range.path, byte_range.compression) as handle:
+            start = handle.read(SNIFF_BYTES).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if not start.startswith(b"["):
+            # A document per line (arrays on a line of their own are allowed): lines at a time,
+            # most of them read by Arrow.
+            for block, line_count in read_blocks(byte_range, block_bytes):
+                batch, errors, records = _parse_lines(self, block)
+                yield ParsedBlock(batch, errors, lines=line_count, records=records)
+            return
+        yield from self._read_documents(byte_range)
+
+    def _read_documents(self, byte_range: ByteRange) -> Iterator[ParsedBlock]:
+        """A file that is one JSON array (pretty-printed or not): documents read one by one."""
         data = _read_whole(byte_range)
         bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
         text = data[bom:].decode("utf-8", "replace")
@@ -294,3 +311,164 @@ class OpenSearchItems(CatalogFormat):
             else:
                 product[field] = str(value)
         return product
+
+
+# The fast path's reading of a behavior line: the mapped and required fields as strings, the
+# rest inferred. A line Arrow cannot read so (a number where a string is, broken JSON) sends its
+# block to the one-by-one path.
+_STRING_FIELDS = sorted(set(REQUIRED) | {"bhv_value", "bhv_time", "biz_id", "login"})
+_LINE_SCHEMA = pa.schema([("cmd", pa.string()), ("fields", pa.struct([(f, pa.string()) for f in _STRING_FIELDS]))])
+_LINE_OPTIONS = pj.ParseOptions(explicit_schema=_LINE_SCHEMA, unexpected_field_behavior="infer")
+
+
+def _parse_lines(fmt: OpenSearchBehavior, block: LineBlock) -> tuple[pa.RecordBatch, list[dict], int]:
+    """One block of lines: rows Arrow reads and vectorised checks clear go straight to columns;
+    every other line goes through ``_event`` one by one, which gives the exact error."""
+    n = len(block)
+    first = np.frombuffer(block.data, dtype=np.uint8)[block.starts] if n else np.zeros(0, dtype=np.uint8)
+    fast = np.flatnonzero(first == ord("{"))
+    batches, errors = [], []
+    slow = np.ones(n, dtype=bool)
+    if len(fast):
+        try:
+            table = pj.read_json(pa.BufferReader(block.only(fast)), parse_options=_LINE_OPTIONS,
+                                 read_options=pj.ReadOptions(use_threads=False, block_size=max(len(block.data), 1)))
+        except pa.ArrowInvalid:
+            table = None
+        if table is not None and table.num_rows == len(fast):
+            cleared = _cleared(table)
+            rows = fast[cleared]
+            if len(rows):
+                batches.append(_fast_batch(block, rows, table.filter(pa.array(cleared))))
+            slow[rows] = False
+    records = n - int(slow.sum())  # one per line read by Arrow; the others count their documents below
+    rows = []
+    for i in np.flatnonzero(slow).tolist():
+        raw = block.raw(i)
+        line = int(block.line_numbers[i])
+        where = (block.source, line if line >= 0 else None, int(block.offsets[i]))
+        values = _line_documents(raw)
+        records += len(values)
+        for value, problem in values:
+            if problem is not None:
+                errors.append(error_record(*where, "", "INVALID_JSON", _json_hint(problem, raw.decode("utf-8", "replace")),
+                                           raw))
+                continue
+            try:
+                rows.append((i, fmt._event(value)))
+            except _Rejected as exc:
+                errors.append(error_record(*where, exc.field, exc.reason, str(exc), raw))
+    if rows:
+        batches.append(_slow_batch(block, rows))
+    if len(batches) > 1:  # back in file order
+        batch = pa.concat_batches(batches)
+        order = np.argsort(batch.column("source_offset").to_numpy(), kind="stable")
+        batch = batch.take(pa.array(order))
+    else:
+        batch = batches[0] if batches else _slow_batch(block, [])
+    return batch, errors, records
+
+
+def _line_documents(raw: bytes) -> list[tuple[object, str | None]]:
+    """The documents of one line: one, or the elements of an array; broken ones with the problem."""
+    try:
+        value = orjson.loads(raw)
+        return [(v, None) for v in value] if isinstance(value, list) else [(value, None)]
+    except orjson.JSONDecodeError:
+        return [(d.value, d.problem) for d in documents(raw.decode("utf-8", "replace"))] or [(None, "empty line")]
+
+
+def _text(table: pa.Table, name: str) -> pa.Array:
+    return pc.struct_field(table.column("fields").combine_chunks(), name)
+
+
+def _cleared(table: pa.Table) -> np.ndarray:
+    """Rows every rule surely accepts; the others are checked one by one."""
+    def mask(array) -> np.ndarray:
+        return pc.fill_null(array, False).to_numpy(zero_copy_only=False)
+
+    def matches(name: str, pattern: str, optional: bool = False) -> np.ndarray:
+        values = _text(table, name)
+        hit = mask(pc.match_substring_regex(values, pattern))
+        if optional:
+            hit |= mask(pc.or_kleene(pc.is_null(values), pc.equal(values, "")))
+        return hit
+
+    ok = mask(pc.equal(pc.utf8_lower(table.column("cmd").combine_chunks()), "add"))
+    for name in REQUIRED:
+        ok &= mask(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(_text(table, name))), 0))
+    ok &= matches("reach_time", r"^\d{10}$") & matches("bhv_time", r"^\d{10}$", optional=True)
+    ok &= mask(pc.is_null(_text(table, "biz_id"))) | matches("biz_id", r"^\d+$")
+    ok &= mask(pc.is_null(_text(table, "login"))) | mask(pc.is_in(_text(table, "login"), pa.array(["0", "1"])))
+    ok &= matches("bhv_value", r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,2})?$", optional=True)
+    fields = table.column("fields").type
+    for child in fields:
+        if child.name in _STRING_FIELDS:
+            continue
+        if not (pa.types.is_string(child.type) or pa.types.is_integer(child.type) or pa.types.is_floating(child.type)
+                or pa.types.is_boolean(child.type) or pa.types.is_null(child.type)):
+            ok &= mask(pc.is_null(_text(table, child.name)))  # nested values: the one-by-one path writes them
+    alibaba = mask(pc.equal(pc.utf8_upper(_text(table, "trace_id")), "ALIBABA")) & ok
+    if alibaba.any():
+        infos = _text(table, "trace_info").filter(pa.array(alibaba))
+        good = {v for v in pc.unique(infos).to_pylist() if _decodes(v)}
+        ok[np.flatnonzero(alibaba)] = np.array([v in good for v in infos.to_pylist()], dtype=bool)
+    return ok
+
+
+def _decodes(trace_info: str) -> bool:
+    try:
+        return isinstance(json.loads(urllib.parse.unquote(trace_info)), dict)
+    except ValueError:
+        return False
+
+
+def _fast_batch(block: LineBlock, rows: np.ndarray, table: pa.Table) -> pa.RecordBatch:
+    types = _text(table, "bhv_type")
+    visitors = _text(table, "user_id")
+    when = pc.if_else(pc.equal(pc.fill_null(_text(table, "bhv_time"), ""), ""), _text(table, "reach_time"),
+                      _text(table, "bhv_time"))
+    value = _text(table, "bhv_value")
+    fields = table.column("fields").type
+    attribute_names = sorted(f.name for f in fields if f.name not in MAPPED)
+    columns = {
+        "event_type": types,
+        "source_event_type": types,
+        "visitor_id": visitors,
+        "user_info": user_info_of(visitors),
+        "event_time": pc.multiply(pc.cast(when, pa.int64()), 1_000_000).cast(pa.timestamp("us", tz="UTC")),
+        "product_details": one_product_each(_text(table, "item_id")),
+        "event_value": pc.cast(pc.if_else(pc.equal(pc.fill_null(value, ""), ""), None, value), pa.float64()),
+        "request_id": _text(table, "rn"),
+        "trace_info": _text(table, "trace_info"),
+        "attributes": _attributes_of_children(table, attribute_names),
+    }
+    return canonical_batch(columns, block.source, block.offsets[rows], block.line_numbers[rows],
+                           block.records(rows), OpenSearchBehavior.name)
+
+
+def _attributes_of_children(table: pa.Table, names: list[str]) -> pa.Array:
+    """``attributes`` from the struct's other children, in name order, as the one-by-one path
+    orders them: numbers as numbers, the rest as text."""
+    rows = [[] for _ in range(table.num_rows)]
+    for name in names:
+        values = _text(table, name)
+        if pa.types.is_null(values.type):
+            continue
+        if pa.types.is_boolean(values.type):
+            values = pc.if_else(values, "true", "false")
+        for i, v in enumerate(values.to_pylist()):
+            if v is not None:
+                rows[i].append((name, v))
+    return attributes_of(rows)
+
+
+def _slow_batch(block: LineBlock, rows: list) -> pa.RecordBatch:
+    lines = np.array([i for i, _ in rows], dtype=np.int64)
+    batch = _batch(block.source, [(0, 0, "", e) for _, e in rows])
+    unique, which = np.unique(lines, return_inverse=True)
+    raws = block.records(unique).take(pa.array(which, pa.int64())) if len(rows) else pa.array([], pa.binary())
+    for name, values in (("source_offset", pa.array(block.offsets[lines], pa.int64())),
+                         ("source_line", pa.array(block.line_numbers[lines], pa.int64())), ("source_record", raws)):
+        batch = batch.set_column(batch.schema.get_field_index(name), name, values)
+    return batch

@@ -93,9 +93,13 @@ def test_documents_one_per_line_and_arrays_per_line_mix(tmp_path):
     (behavior(bhv_type="share"), "fields.bhv_type", "INVALID_EVENT_TYPE", "bhv_type must be one of"),
     ("just a string", "", "INVALID_DOCUMENT", "JSON object"),
 ])
-def test_each_rule_names_its_field(tmp_path, doc, field, reason, words):
+@pytest.mark.parametrize("layout", ["array", "lines"])
+def test_each_rule_names_its_field(tmp_path, doc, field, reason, words, layout):
+    """Whether a document is read in an array (one by one) or on a line of its own (by Arrow,
+    checked column by column), each rule says the same."""
     path = tmp_path / "behavior.json"
-    path.write_text(json.dumps([behavior(), doc]))
+    path.write_text(json.dumps([behavior(), doc]) if layout == "array" else
+                    json.dumps(behavior()) + "\n" + json.dumps(doc) + "\n")
     rows, errors = read(path)
     assert len(rows) == 1
     [error] = errors
@@ -129,3 +133,26 @@ def test_item_documents_make_a_catalog(tmp_path):
                                                            ("fields.price", "INVALID_VALUE")]
     starts = [n for n, line in enumerate(path.read_text().splitlines(), 1) if line == " {"]
     assert [e["line"] for e in errors] == [starts[1], starts[2]]  # where each document starts
+
+
+def test_the_same_documents_read_alike_in_an_array_and_one_per_line(tmp_path):
+    """The line path's Arrow reading and the array path's one-by-one reading give the same
+    events, attributes in the same order, and so the same content fingerprints."""
+    from eventlake.transforms.fingerprint import add_fingerprints
+
+    docs = [behavior(item_id=f"p{i}", extra_flag=bool(i % 2), rank=i, note="n" if i % 3 else None,
+                     bhv_value=str(i) if i % 2 else None) for i in range(20)]
+    docs[5] = behavior(user_id=99, item_id="p5")  # a number where a string was: that block reads one by one
+    (tmp_path / "array.json").write_text(json.dumps(docs, indent=1))
+    (tmp_path / "lines.json").write_text("".join(json.dumps(d) + "\n" for d in docs))
+
+    def events(name):
+        rows = []
+        for parsed in get_format("opensearch").read_range(ByteRange(str(tmp_path / name), 0, -1), 1 << 20):
+            batch = add_fingerprints(parsed.batch.drop_columns(["source_line", "source_record"]))
+            rows += batch.drop_columns(["source_offset", "source_uri"]).to_pylist()
+        return sorted(rows, key=lambda r: r["product_details"][0]["product"]["id"])
+
+    assert events("array.json") == events("lines.json")
+    (tmp_path / "clean.json").write_text("".join(json.dumps(d) + "\n" for i, d in enumerate(docs) if i != 5))
+    assert len(events("clean.json")) == 19
