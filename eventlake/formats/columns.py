@@ -62,10 +62,10 @@ def attributes_of(rows: list[list[tuple[str, object]]], separator: str | None = 
     return pa.ListArray.from_arrays(pa.array(offsets), entries, type=ATTRIBUTES, mask=mask)
 
 
-def attributes_from_records(records: list[dict], skip: set[str]) -> pa.ListArray:
+def attributes_from_records(records: list[dict], skip: set[str], separator: str | None = None) -> pa.ListArray:
     """``attributes`` from each record's keys other than ``skip``, built a key at a time (a
     file's records mostly share their keys): numbers as numbers, other values as text, nested
-    values as their JSON text. Each row's attributes are in key order, whatever order its
+    values as their JSON text (split at ``separator`` when given). Each row's attributes are in key order, whatever order its
     record wrote them in, so that the same event gives the same content fingerprint."""
     import json
 
@@ -80,9 +80,11 @@ def attributes_from_records(records: list[dict], skip: set[str]) -> pa.ListArray
     for key in keys:
         values = [r.get(key) for r in records]
         present_columns.append(np.fromiter((v is not None for v in values), dtype=bool, count=n))
-        text_columns.append([None if v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool)) else
-                             [v if isinstance(v, str) else ("true" if v else "false") if isinstance(v, bool)
-                              else json.dumps(v, ensure_ascii=False)] for v in values])
+        texts = [None if v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool)) else
+                 v if isinstance(v, str) else ("true" if v else "false") if isinstance(v, bool)
+                 else json.dumps(v, ensure_ascii=False) for v in values]
+        text_columns.append([None if t is None else t.split(separator) for t in texts] if separator else
+                            [None if t is None else [t] for t in texts])
         number_columns.append([[float(v)] if isinstance(v, _NUMBER) and not isinstance(v, bool) else None
                                for v in values])
     present = np.stack(present_columns, axis=1)  # rows x keys

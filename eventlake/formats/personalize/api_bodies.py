@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from eventlake.errors import error_record
 from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, first_json_object, register_format
-from eventlake.formats.columns import attributes_of, one_product_each, user_info_of
+from eventlake.formats.columns import attributes_from_records, one_product_each, user_info_of
 from eventlake.formats.lines import LineBlock
 from eventlake.io.files import ByteRange, read_blocks
 
@@ -42,6 +42,18 @@ RESERVED_PROPERTIES = {"userid", "sessionid", "eventtype", "timestamp", "recomme
 ACTION_EVENT_TYPES = ("Viewed", "Taken", "Not Taken")
 RECORD_KIND = "personalizeRecord"
 MAX_SECONDS = 253_402_300_799
+
+
+class _At:
+    """Where an event is in its request (``eventList[3]``), spelled out only for an error."""
+
+    __slots__ = ("key", "n")
+
+    def __init__(self, key: str, n: int):
+        self.key, self.n = key, n
+
+    def __str__(self) -> str:
+        return f"{self.key}[{self.n}]"
 
 
 class _Rejected(ValueError):
@@ -106,38 +118,41 @@ def _records(block: LineBlock, i: int) -> list:
     return out
 
 
-def _text(value, field: str, required: bool = False, limit: int = ID_LIMIT) -> str | None:
+def _text(value, at: str, name: str, required: bool = False, limit: int = ID_LIMIT) -> str | None:
+    """A string field of 1 to ``limit`` characters; the field's path (``at.name``) is spelled out
+    only for an error: most records have none, and building names cost a tenth of the parse."""
+    if value.__class__ is str and 0 < len(value) <= limit:
+        return value
+    field = f"{at}.{name}" if at else name
     if value is None:
         if required:
             raise _Rejected(field, "REQUIRED", f"{field} is required")
         return None
     if not isinstance(value, str):
         raise _Rejected(field, "INVALID_VALUE", f"{field} must be a string")
-    if not 1 <= len(value) <= limit:
-        raise _Rejected(field, "TOO_LONG" if value else "REQUIRED", f"{field} must be 1 to {limit} characters")
-    return value
+    raise _Rejected(field, "TOO_LONG" if value else "REQUIRED", f"{field} must be 1 to {limit} characters")
 
 
 def _envelope(request: dict, key: str, count: int, actions: bool) -> dict:
-    tracking = _text(request.get("trackingId"), "trackingId", required=True)
+    tracking = _text(request.get("trackingId"), "", "trackingId", required=True)
     if count > MAX_EVENTS and not actions:
         raise _Rejected(key, "TOO_MANY", f"{key} may hold at most {MAX_EVENTS} events, this request has {count}")
-    return {"trackingId": tracking, "userId": _text(request.get("userId"), "userId"),
-            "sessionId": None if actions else _text(request.get("sessionId"), "sessionId", required=True)}
+    return {"trackingId": tracking, "userId": _text(request.get("userId"), "", "userId"),
+            "sessionId": None if actions else _text(request.get("sessionId"), "", "sessionId", required=True)}
 
 
 def _event(event, envelope: dict, n: int) -> dict:
-    at = f"eventList[{n}]"
+    at = _At("eventList", n)
     if not isinstance(event, dict):
-        raise _Rejected(at, "INVALID_VALUE", f"{at} must be an object")
+        raise _Rejected(str(at), "INVALID_VALUE", f"{at} must be an object")
     out = _common(event, at, "sentAt")
-    out["item_id"] = _text(event.get("itemId"), f"{at}.itemId")
+    out["item_id"] = _text(event.get("itemId"), at, "itemId")
     attribution = event.get("metricAttribution")
     attributes = dict(out.pop("properties"))
     if attribution is not None:
         if not isinstance(attribution, dict):
             raise _Rejected(f"{at}.metricAttribution", "INVALID_VALUE", "metricAttribution must be an object")
-        source = _text(attribution.get("eventAttributionSource"), f"{at}.metricAttribution.eventAttributionSource",
+        source = _text(attribution.get("eventAttributionSource"), at, "metricAttribution.eventAttributionSource",
                        required=True, limit=1024)
         attributes["eventAttributionSource"] = source
     attributes["trackingId"] = envelope["trackingId"]
@@ -146,24 +161,24 @@ def _event(event, envelope: dict, n: int) -> dict:
 
 
 def _action(event, envelope: dict, n: int) -> dict:
-    at = f"actionInteractions[{n}]"
+    at = _At("actionInteractions", n)
     if not isinstance(event, dict):
-        raise _Rejected(at, "INVALID_VALUE", f"{at} must be an object")
+        raise _Rejected(str(at), "INVALID_VALUE", f"{at} must be an object")
     out = _common(event, at, "timestamp")
     if out["event_type"] not in ACTION_EVENT_TYPES:
         raise _Rejected(f"{at}.eventType", "INVALID_EVENT_TYPE",
                         f"an action interaction's eventType must be one of {', '.join(ACTION_EVENT_TYPES)}")
-    out["item_id"] = _text(event.get("actionId"), f"{at}.actionId", required=True)
-    session = _text(event.get("sessionId"), f"{at}.sessionId", required=True)
-    user = _text(event.get("userId"), f"{at}.userId") or envelope["userId"]
+    out["item_id"] = _text(event.get("actionId"), at, "actionId", required=True)
+    session = _text(event.get("sessionId"), at, "sessionId", required=True)
+    user = _text(event.get("userId"), at, "userId") or envelope["userId"]
     attributes = {**out.pop("properties"), "trackingId": envelope["trackingId"], RECORD_KIND: "action-interaction"}
     out.update(user_id=user, session_id=session, attributes=attributes)
     return out
 
 
 def _common(event: dict, at: str, time_key: str) -> dict:
-    event_type = _text(event.get("eventType"), f"{at}.eventType", required=True)
-    seconds = _seconds(event.get(time_key), f"{at}.{time_key}")
+    event_type = _text(event.get("eventType"), at, "eventType", required=True)
+    seconds = _seconds(event.get(time_key), at, time_key)
     value = event.get("eventValue")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
         raise _Rejected(f"{at}.eventValue", "INVALID_VALUE", "eventValue must be a finite number")
@@ -175,14 +190,17 @@ def _common(event: dict, at: str, time_key: str) -> dict:
                             f"impression must be 1 to {MAX_IMPRESSIONS} ids of 1 to {ID_LIMIT} characters")
     return {
         "event_type": event_type, "micros": seconds, "event_value": None if value is None else float(value),
-        "event_id": _text(event.get("eventId"), f"{at}.eventId"), "impression": impression,
-        "recommendation_id": _text(event.get("recommendationId"), f"{at}.recommendationId"),
-        "properties": _properties(event.get("properties"), f"{at}.properties"),
+        "event_id": _text(event.get("eventId"), at, "eventId"), "impression": impression,
+        "recommendation_id": _text(event.get("recommendationId"), at, "recommendationId"),
+        "properties": _properties(event.get("properties"), at),
     }
 
 
-def _seconds(value, field: str) -> int:
+def _seconds(value, at, name: str) -> int:
     """``sentAt``/``timestamp`` -> microseconds since the epoch."""
+    if value.__class__ is int and 0 <= value <= MAX_SECONDS:
+        return value * 1_000_000
+    field = f"{at}.{name}"
     if value is None:
         raise _Rejected(field, "REQUIRED", f"{field} is required")
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -202,9 +220,10 @@ def _seconds(value, field: str) -> int:
     raise _Rejected(field, "INVALID_TIMESTAMP", f"{field} must be Unix seconds or an RFC 3339 time with a UTC offset")
 
 
-def _properties(value, field: str) -> dict:
+def _properties(value, at) -> dict:
     if value is None:
         return {}
+    field = f"{at}.properties"
     if not isinstance(value, str):
         raise _Rejected(field, "INVALID_PROPERTIES", f"{field} must be a string holding a JSON object")
     if len(value) > PROPERTIES_LIMIT:
@@ -240,7 +259,7 @@ def _batch(block: LineBlock, rows: list) -> pa.RecordBatch:
         "event_value": pa.array([e["event_value"] for e in events], pa.float64()),
         "impression": pa.array([e["impression"] for e in events], pa.list_(pa.string())),
         "recommendation_id": pa.array([e["recommendation_id"] for e in events], pa.string()),
-        "attributes": attributes_of([list(e["attributes"].items()) for e in events], separator="|"),
+        "attributes": attributes_from_records([e["attributes"] for e in events], set(), separator="|"),
     }
     # A line's events share its raw text: take each line's once, then one per event.
     unique, which = np.unique(lines, return_inverse=True)
