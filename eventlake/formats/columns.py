@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eventlake.schema import ATTRIBUTES, USER_INFO, product_details_type
 
@@ -102,4 +103,37 @@ def attributes_from_records(records: list[dict], skip: set[str], separator: str 
     return pa.ListArray.from_arrays(pa.array(offsets), entries, type=ATTRIBUTES, mask=mask)
 
 
-__all__ = ["attributes_from_records", "attributes_of", "one_product_each", "user_info_of"]
+def attributes_from_columns(names: list[str], columns: list[pa.Array]) -> pa.ListArray:
+    """``attributes`` from whole columns (one per attribute key, all of one length), without a
+    Python loop over rows: numeric columns as numbers, string and boolean ones as text; each
+    row's attributes in the given order, nulls left out."""
+    n = len(columns[0]) if columns else 0
+    if not names:
+        return pa.nulls(n, ATTRIBUTES)
+    entry = ATTRIBUTES.value_type
+    value_type = entry.field("value").type
+    singles = pa.array(np.arange(n + 1, dtype=np.int32))
+    present, values = [], []
+    for column in columns:
+        if pa.types.is_boolean(column.type):
+            column = pc.if_else(column, "true", "false")
+        valid = column.is_valid()
+        present.append(pc.fill_null(valid, False).to_numpy(zero_copy_only=False))
+        numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+        text = pa.ListArray.from_arrays(singles, pc.cast(column, pa.string()), mask=pc.invert(valid)) \
+            if not numeric else pa.nulls(n, pa.list_(pa.string()))
+        numbers = pa.ListArray.from_arrays(singles, pc.cast(column, pa.float64()), mask=pc.invert(valid)) \
+            if numeric else pa.nulls(n, pa.list_(pa.float64()))
+        values.append(pa.StructArray.from_arrays([text, numbers], fields=list(value_type)))
+    matrix = np.stack(present, axis=1)  # rows x keys
+    rows, which = np.nonzero(matrix)  # row-major: each row's attributes in key order
+    counts = np.bincount(rows, minlength=n)
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+    value = pa.concat_arrays(values).take(pa.array(which * n + rows, pa.int64()))
+    keys = pa.array(np.array(names, dtype=object)[which], pa.string())
+    entries = pa.StructArray.from_arrays([keys, value], fields=list(entry))
+    mask = pa.array(counts == 0) if (counts == 0).any() else None
+    return pa.ListArray.from_arrays(pa.array(offsets), entries, type=ATTRIBUTES, mask=mask)
+
+
+__all__ = ["attributes_from_columns", "attributes_from_records", "attributes_of", "one_product_each", "user_info_of"]

@@ -41,7 +41,7 @@ from eventlake.formats.base import (
     first_json_object,
     register_format,
 )
-from eventlake.formats.columns import attributes_from_records, attributes_of, one_product_each, user_info_of
+from eventlake.formats.columns import attributes_from_columns, attributes_from_records, one_product_each, user_info_of
 from eventlake.formats.json_documents import documents
 from eventlake.formats.lines import LineBlock
 from eventlake.formats.rules import Rule, as_mask
@@ -450,17 +450,8 @@ def _fast_batch(block: LineBlock, rows: np.ndarray, table: pa.Table) -> pa.Recor
 def _attributes_of_children(table: pa.Table, names: list[str]) -> pa.Array:
     """``attributes`` from the struct's other children, in name order, as the one-by-one path
     orders them: numbers as numbers, the rest as text."""
-    rows = [[] for _ in range(table.num_rows)]
-    for name in names:
-        values = _text(table, name)
-        if pa.types.is_null(values.type):
-            continue
-        if pa.types.is_boolean(values.type):
-            values = pc.if_else(values, "true", "false")
-        for i, v in enumerate(values.to_pylist()):
-            if v is not None:
-                rows[i].append((name, v))
-    return attributes_of(rows)
+    kept = [name for name in names if not pa.types.is_null(_text(table, name).type)]
+    return attributes_from_columns(kept, [_text(table, name) for name in kept])
 
 
 def _slow_batch(block: LineBlock, rows: list) -> pa.RecordBatch:
