@@ -111,3 +111,40 @@ def test_each_rule_names_its_field(tmp_path, line, field, reason, words):
     assert len(rows) == 1
     [error] = errors
     assert (error["line"], error["field"], error["reason"]) == (2, field, reason) and words in error["message"]
+
+
+def test_lines_read_by_arrow_and_one_by_one_give_the_same_events(tmp_path, monkeypatch):
+    """Most lines are read by Arrow and cleared column by column; a line with anything else
+    (properties, a string sentAt, an action interaction, a broken rule) is read one by one.
+    Both give the same events."""
+    from eventlake.transforms.fingerprint import add_fingerprints
+
+    plain = [request(userId=None if i % 4 == 0 else f"u{i}", sessionId=f"s{i}", eventList=[
+        event(eventId=f"e{i}-{k}", itemId=None if k == 2 else f"i{k}", eventValue=k if k else None,
+              impression=[f"i{k}", "i9"] if k == 1 else None, recommendationId="r" if i % 3 == 0 else None)
+        for k in range(3)]) for i in range(12)]
+    odd = [request(eventList=[event(eventId="p", properties=json.dumps({"size": "XL"}))]),
+           {"trackingId": "t", "actionInteractions": [{"actionId": "a", "eventType": "Taken", "sessionId": "s",
+                                                        "timestamp": 1700000000}]},
+           request(eventList=[event(eventId="bad", eventType="")])]
+    lines = plain[:6] + odd + plain[6:]
+
+    def events(path):
+        rows = []
+        for parsed in get_format("personalize-events").read_range(ByteRange(str(path), 0, -1), 1 << 20):
+            batch = add_fingerprints(parsed.batch.drop_columns(["source_line", "source_record"]))
+            rows += batch.to_pylist()
+        return rows
+
+    from eventlake.formats.personalize import api_bodies
+
+    cleared = []
+    original = api_bodies._read_cleared
+    monkeypatch.setattr(api_bodies, "_read_cleared", lambda block: cleared.append(original(block)) or cleared[-1])
+    mixed = events(write(tmp_path, *lines))
+    assert len(cleared[0][1]) == 12  # the plain lines went the Arrow way
+    one_by_one = [r for line in lines for r in events(write(tmp_path, "not json", line))]  # a broken line: no Arrow
+    key = lambda r: (r["event_id"] or "", r["event_time"])  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("source_offset", "source_line")}  # noqa: E731
+    assert [strip(r) for r in sorted(mixed, key=key)] == [strip(r) for r in sorted(one_by_one, key=key)]
+    assert len(mixed) == 12 * 3 + 2 and [r["event_id"] for r in mixed[:3]] == ["e0-0", "e0-1", "e0-2"]

@@ -27,10 +27,12 @@ from collections.abc import Iterator
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 
 from eventlake.errors import error_record
 from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, first_json_object, register_format
-from eventlake.formats.columns import attributes_from_records, one_product_each, user_info_of
+from eventlake.formats.columns import attributes_from_columns, attributes_from_records, one_product_each, user_info_of
 from eventlake.formats.lines import LineBlock
 from eventlake.io.files import ByteRange, read_blocks
 
@@ -77,8 +79,12 @@ class PersonalizeEvents(EventFormat):
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
         for block, line_count in read_blocks(byte_range, block_bytes):
-            rows, errors, records = [], [], 0
-            for i in range(len(block)):
+            fast, cleared = _read_cleared(block)
+            rows, errors = [], []
+            records = len(fast) if fast is not None else 0  # the cleared lines' events
+            slow = np.ones(len(block), dtype=bool)
+            slow[cleared] = False
+            for i in np.flatnonzero(slow).tolist():
                 line = int(block.line_numbers[i])
                 where = (block.source, line if line >= 0 else None, int(block.offsets[i]))
                 for event in _records(block, i):
@@ -87,7 +93,11 @@ class PersonalizeEvents(EventFormat):
                         errors.append(error_record(*where, event.field, event.reason, str(event), block.raw(i)))
                     else:
                         rows.append((i, event))
-            yield ParsedBlock(_batch(block, rows), errors, lines=line_count, records=records)
+            batch = _batch(block, rows)
+            if fast is not None and len(fast):
+                batch = pa.concat_batches([fast, batch])
+                batch = batch.take(pa.array(np.argsort(batch.column("source_offset").to_numpy(), kind="stable")))
+            yield ParsedBlock(batch, errors, lines=line_count, records=records)
 
 
 def _records(block: LineBlock, i: int) -> list:
@@ -266,3 +276,98 @@ def _batch(block: LineBlock, rows: list) -> pa.RecordBatch:
     raws = block.records(unique).take(pa.array(which, pa.int64())) if n else pa.array([], pa.binary())
     return canonical_batch(columns, block.source, block.offsets[lines], block.line_numbers[lines], raws,
                            PersonalizeEvents.name)
+
+
+# The fast path's reading of a PutEvents line. A line Arrow cannot read so (sentAt as a string
+# or with a fraction, broken JSON, ...) sends its block to the one-by-one path; a line with
+# anything the vectorised checks do not clear (properties, metricAttribution, action
+# interactions, any broken rule) goes there alone.
+_EVENT = pa.struct([("eventId", pa.string()), ("eventType", pa.string()), ("sentAt", pa.int64()),
+                    ("itemId", pa.string()), ("eventValue", pa.float64()), ("impression", pa.list_(pa.string())),
+                    ("recommendationId", pa.string()), ("properties", pa.string()),
+                    ("metricAttribution", pa.struct([("eventAttributionSource", pa.string())]))])
+_REQUEST = pa.schema([("trackingId", pa.string()), ("sessionId", pa.string()), ("userId", pa.string()),
+                      ("eventList", pa.list_(_EVENT))])
+_OPTIONS = pj.ParseOptions(explicit_schema=_REQUEST, unexpected_field_behavior="ignore")
+
+
+def _read_cleared(block: LineBlock) -> tuple[pa.RecordBatch | None, np.ndarray]:
+    """The events of the lines every rule surely accepts, as a batch, and those lines' indices."""
+    n = len(block)
+    if not n:
+        return None, np.zeros(0, dtype=np.int64)
+    try:
+        table = pj.read_json(pa.BufferReader(block.data), parse_options=_OPTIONS,
+                             read_options=pj.ReadOptions(use_threads=False, block_size=max(len(block.data), 1)))
+    except pa.ArrowInvalid:
+        return None, np.zeros(0, dtype=np.int64)
+    if table.num_rows != n:
+        return None, np.zeros(0, dtype=np.int64)
+
+    def mask(array) -> np.ndarray:
+        return pc.fill_null(array, False).to_numpy(zero_copy_only=False)
+
+    def sized(array, optional: bool) -> np.ndarray:
+        length = pc.utf8_length(array)
+        ok = mask(pc.and_(pc.greater(length, 0), pc.less_equal(length, ID_LIMIT)))
+        return ok | mask(pc.is_null(array)) if optional else ok
+
+    def column(name):
+        return table.column(name).combine_chunks()
+
+    events = column("eventList")
+    counts = pc.fill_null(pc.list_value_length(events), 0).to_numpy(zero_copy_only=False)
+    line_ok = sized(column("trackingId"), False) & sized(column("sessionId"), False) & sized(column("userId"), True)
+    line_ok &= (counts >= 1) & (counts <= MAX_EVENTS)  # an action interactions line has no eventList
+    flat = pc.list_flatten(events)
+    parents = pc.list_parent_indices(events).to_numpy(zero_copy_only=False)
+
+    def field(name):
+        return pc.struct_field(flat, name)
+
+    sent = field("sentAt")
+    value = field("eventValue")
+    impression = field("impression")
+    impression_length = pc.list_value_length(impression)
+    pieces = pc.utf8_length(pc.list_flatten(impression))
+    bad_piece = mask(pc.or_(pc.equal(pieces, 0), pc.greater(pieces, ID_LIMIT)))
+    owners = pc.list_parent_indices(impression).to_numpy(zero_copy_only=False)
+    impression_ok = mask(pc.is_null(impression)) | mask(pc.and_(pc.greater_equal(impression_length, 1),
+                                                               pc.less_equal(impression_length, MAX_IMPRESSIONS)))
+    impression_ok[owners[bad_piece]] = False
+    event_ok = (sized(field("eventType"), False) & sized(field("eventId"), True) & sized(field("itemId"), True)
+                & sized(field("recommendationId"), True) & impression_ok
+                & mask(pc.and_(pc.greater_equal(sent, 0), pc.less_equal(sent, MAX_SECONDS)))
+                & (mask(pc.is_null(value)) | mask(pc.is_finite(value)))
+                & mask(pc.is_null(field("properties"))) & mask(pc.is_null(field("metricAttribution"))))
+    bad_lines = np.unique(parents[~event_ok])
+    line_ok[bad_lines] = False
+    lines = np.flatnonzero(line_ok)
+    if not len(lines):
+        return None, lines
+    keep_events = line_ok[parents]
+    take = pa.array(np.flatnonzero(keep_events), pa.int64())
+    owner = pa.array(parents[keep_events], pa.int64())
+    users = column("userId").take(owner)
+    sessions = column("sessionId").take(owner)
+    types = field("eventType").take(take)
+    columns = {
+        "event_type": types,
+        "source_event_type": types,
+        "event_id": field("eventId").take(take),
+        "visitor_id": pc.coalesce(users, sessions),
+        "session_id": sessions,
+        "user_info": user_info_of(users),
+        "event_time": pc.multiply(sent.take(take), 1_000_000).cast(pa.timestamp("us", tz="UTC")),
+        "product_details": one_product_each(field("itemId").take(take)),
+        "event_value": value.take(take),
+        "impression": impression.take(take),
+        "recommendation_id": field("recommendationId").take(take),
+        "attributes": attributes_from_columns(["trackingId"], [column("trackingId").take(owner)]),
+    }
+    event_lines = parents[keep_events]
+    unique, which = np.unique(event_lines, return_inverse=True)
+    raws = block.records(unique).take(pa.array(which, pa.int64()))
+    batch = canonical_batch(columns, block.source, block.offsets[event_lines], block.line_numbers[event_lines], raws,
+                            PersonalizeEvents.name)
+    return batch, lines
