@@ -1,5 +1,10 @@
 """CSV files with a header row, read a block of records at a time as a table of strings.
 
+Large uncompressed files are read in byte ranges side by side, like JSON lines; a range that
+starts mid-file reads the header from the file's start and finds its first record by counting
+quotes before it (a quote inside an unquoted field, which RFC 4180 does not allow, would
+mislead that count).
+
 RFC 4180: fields may be quoted, and a quoted field may hold commas, doubled quotes and line
 breaks, so a record can span lines. A block without any quote character (most event exports)
 is read by Arrow's CSV reader with quoting off, one record per non-blank line; a block with
@@ -57,16 +62,26 @@ class CsvBlock:
 
 
 def read_csv_blocks(byte_range: ByteRange, block_bytes: int, file_kind: str) -> Iterator[CsvBlock]:
-    """The records of a whole CSV file (``byte_range`` must start at 0), a block at a time.
+    """The records that start in ``byte_range``, a block at a time.
 
-    ``file_kind`` names what the file should be, for the message when it has no header.
+    A range that starts mid-file still knows the header (read from the file's first line) and
+    starts at the first record boundary at or after its start: the first line break not inside
+    a quoted field, found by counting quote characters from the start of the file. Its last
+    record is read to its end, past the range if need be; line numbers are relative to the
+    range, made absolute by the commit step as for JSON lines. ``file_kind`` names what the
+    file should be, for the message when it has no header.
     """
-    if byte_range.start > 0:
-        raise ValueError("CSV files are read whole: their records may span lines")
+    end = byte_range.end if byte_range.end >= 0 else None
     with open_source(byte_range.path, byte_range.compression) as handle:
         header: list[str] | None = None
         header_lines = 0
         position, line = 0, 1  # of the first byte in ``pending``
+        if byte_range.start > 0:
+            header = _header(byte_range.path, _first_line(byte_range.path), file_kind)
+            position = _first_record_from(byte_range.path, byte_range.start)
+            if position is None or (end is not None and position >= end):
+                return
+            handle.seek(position)
         pending = b""
         while True:
             chunk = handle.read(block_bytes)
@@ -90,10 +105,11 @@ def read_csv_blocks(byte_range: ByteRange, block_bytes: int, file_kind: str) -> 
                     return
                 pending = b""
                 continue
-            if b'"' in data:
-                block, used, spanned = _read_quoted(byte_range.path, data, header, position, line, final)
-            else:
-                block, used, spanned = _read_plain(byte_range.path, data, header, position, line, final)
+            limit = None if end is None else end - position  # records must start before it
+            if limit is not None and limit <= 0:
+                return
+            read = _read_quoted if b'"' in data else _read_plain
+            block, used, spanned, done = read(byte_range.path, data, header, position, line, final, limit)
             if block is not None:
                 block.lines_spanned += header_lines
                 header_lines = 0
@@ -101,8 +117,43 @@ def read_csv_blocks(byte_range: ByteRange, block_bytes: int, file_kind: str) -> 
             pending = data[used:]
             position += used
             line += spanned
-            if final:
+            if final or done:
                 return
+
+
+def _first_line(path: str) -> bytes:
+    with open_source(path, "uncompressed") as handle:
+        head = handle.readline()
+    return head[len(_BOM):] if head.startswith(_BOM) else head
+
+
+def _first_record_from(path: str, start: int, chunk_bytes: int = 8 << 20) -> int | None:
+    """The offset of the first record that starts at or after ``start``: just after the first
+    line break at or after ``start - 1`` that is outside quotes. None when there is none."""
+    with open_source(path, "uncompressed") as handle:
+        quotes, left = 0, start - 1
+        while left > 0:  # quote characters before the range: odd means it starts inside a field
+            chunk = handle.read(min(chunk_bytes, left))
+            if not chunk:
+                return None
+            quotes += chunk.count(b'"')
+            left -= len(chunk)
+        offset = start - 1
+        while True:
+            chunk = handle.read(chunk_bytes)
+            if not chunk:
+                return None
+            at = 0
+            while True:
+                newline = chunk.find(b"\n", at)
+                if newline < 0:
+                    quotes += chunk.count(b'"', at)
+                    break
+                quotes += chunk.count(b'"', at, newline)
+                if quotes % 2 == 0:
+                    return offset + newline + 1
+                at = newline + 1
+            offset += len(chunk)
 
 
 def _header(path: str, text: bytes, file_kind: str) -> list[str]:
@@ -127,13 +178,19 @@ def _string_table(header: list[str], columns: list[list[str]] | None = None) -> 
     return pa.table({name: pa.array(values, pa.string()) for name, values in zip(header, columns, strict=True)})
 
 
-def _read_plain(path, data: bytes, header, position: int, line: int, final: bool):
-    """No quote in ``data``: one record per non-blank line, read by Arrow."""
+def _read_plain(path, data: bytes, header, position: int, line: int, final: bool, limit: int | None = None):
+    """No quote in ``data``: one record per non-blank line, read by Arrow. Lines that start at
+    or after ``limit`` are another range's: the block stops before them (``done``)."""
+    done = False
+    if limit is not None and limit <= len(data):
+        newline = data.find(b"\n", max(limit - 1, 0))  # where the last line starting before the limit ends
+        if newline >= 0 or final:
+            data, final, done = data[: newline + 1] if newline >= 0 else data, True, True
     buf = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(buf == 10)
     if not final:
         if not len(newlines):
-            return None, 0, 0  # not one whole line yet: read more
+            return None, 0, 0, False  # not one whole line yet: read more
         used = int(newlines[-1]) + 1
     else:
         used = len(data)
@@ -166,11 +223,12 @@ def _read_plain(path, data: bytes, header, position: int, line: int, final: bool
     good = np.flatnonzero(~bad)
     block = CsvBlock(path, data, table, record_starts[good].astype(np.int64), record_ends[good].astype(np.int64),
                      position, line_numbers[good].astype(np.int64), errors, spanned, len(record_starts))
-    return block, used, spanned
+    return block, used, spanned, done
 
 
-def _read_quoted(path, data: bytes, header, position: int, line: int, final: bool):
-    """Quotes in ``data``: Python's csv module finds where each (possibly multi-line) record ends."""
+def _read_quoted(path, data: bytes, header, position: int, line: int, final: bool, limit: int | None = None):
+    """Quotes in ``data``: Python's csv module finds where each (possibly multi-line) record ends.
+    Records that start at or after ``limit`` are another range's (``done`` once one is seen)."""
     raw_lines = data.splitlines(keepends=True)
     line_starts = np.concatenate(([0], np.cumsum([len(x) for x in raw_lines])))
     reader = csv.reader((x.decode("utf-8", "surrogateescape") for x in raw_lines), strict=False)
@@ -183,9 +241,18 @@ def _read_quoted(path, data: bytes, header, position: int, line: int, final: boo
                 records.append((first, done, fields))
     except csv.Error:
         pass  # a field cut by the block's end: the record is read again with the next block
-    if not final:
+    finished = False
+    if limit is not None:
+        beyond = [r for r in records if line_starts[r[0]] >= limit]
+        if beyond:  # a record of the next range is in sight: every one before it is whole
+            records = [r for r in records if line_starts[r[0]] < limit]
+            used_lines = beyond[0][0]
+            finished = True
+    if finished:
+        pass
+    elif not final:
         if len(records) <= 1 and done >= len(raw_lines):
-            return None, 0, 0  # one record longer than the block: read more
+            return None, 0, 0, False  # one record longer than the block: read more
         # The last record may continue in the next block: keep it for then.
         last_first = records[-1][0] if records else done
         records = records[:-1]
@@ -209,7 +276,7 @@ def _read_quoted(path, data: bytes, header, position: int, line: int, final: boo
     table = _string_table(header, columns)
     block = CsvBlock(path, data, table, np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64), position,
                      np.array(lines, dtype=np.int64), errors, used_lines, len(records))
-    return block, used, used_lines
+    return block, used, used_lines, finished
 
 
 def _width_error(path: str, line: int, offset: int, raw: bytes, width: int, got: int | None = None) -> dict:

@@ -190,3 +190,35 @@ def test_put_items_bodies_make_products(tmp_path):
                     {"id": "4", "title": None, "categories": None, "price": None}]
     assert [(e["line"], e["field"]) for e in errors] == [(1, "items[1].itemId"), (1, "items[2].properties.price"),
                                                          (2, "")]
+
+
+@pytest.mark.parametrize("split_bytes", [97, 301, 1024])
+def test_byte_ranges_that_start_mid_file_know_the_header_and_their_first_record(tmp_path, split_bytes):
+    """Ranges cut anywhere (inside quoted line breaks too) read every record exactly once, and
+    their line numbers, made absolute as the commit step does, are the file's."""
+    from eventlake.io.files import source_file, split_ranges
+
+    lines, expected_lines, line = ["USER_ID,ITEM_ID,TIMESTAMP,NOTE"], [], 2
+    for i in range(120):
+        note = f'"note {i},\nwith ""quotes"" and\na break"' if i % 5 == 0 else f"n{i}"
+        item = "" if i % 17 == 3 else f"i{i}"  # an error every now and then
+        lines.append(f"u{i},{item},{1700000000 + i},{note}")
+        expected_lines.append(line)
+        line += 3 if i % 5 == 0 else 1
+    path = tmp_path / "interactions.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ranges = split_ranges([source_file(str(path))], split_bytes)
+    assert len(ranges) > 2
+    fmt = get_format("personalize")
+    seen, errors, before = [], [], 0
+    for byte_range in ranges:
+        lines_in_range = 0
+        for parsed in fmt.read_range(byte_range, 64):
+            seen += [(r["visitor_id"], r["source_line"] + before) for r in parsed.batch.to_pylist()]
+            errors += [(e["record"].split(",")[0], e["line"] + before) for e in parsed.errors]
+            lines_in_range += parsed.lines
+        before += lines_in_range
+    by_visitor = dict(seen + errors)
+    assert sorted(by_visitor) == sorted(f"u{i}" for i in range(120)) and len(seen) + len(errors) == 120
+    assert [by_visitor[f"u{i}"] for i in range(120)] == expected_lines
+    assert sorted(v for v, _ in errors) == sorted(f"u{i}" for i in range(120) if i % 17 == 3)

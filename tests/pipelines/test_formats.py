@@ -298,3 +298,28 @@ def test_purge_filters_mean_the_same_for_every_format(tmp_path):
     assert main(["purge", "--store", store, "--filter", 'productId = "p2"', "--force"]) == 0
     assert deltalake.DeltaTable(store).to_pyarrow_table().num_rows == 0  # every one was alice's or named p2
     assert main(["rejoin", "--store", store, "--catalog", str(tmp_path / "c.json")]) == 0
+
+
+def test_a_large_personalize_csv_is_read_in_ranges_with_absolute_error_lines(tmp_path):
+    from eventlake.config import load_config
+    from eventlake.pipelines.import_events import plan_import, run_import
+
+    rows, bad_lines, line = ["USER_ID,ITEM_ID,TIMESTAMP,NOTE"], [], 2
+    for i in range(6000):
+        note = f'"note {i}\nspans two lines"' if i % 7 == 0 else "plain"
+        item = "" if i % 500 == 42 else f"p{i % 40}"
+        rows.append(f"u{i},{item},{1700000000 + i},{note}")
+        if not item:
+            bad_lines.append(line)
+        line += 2 if i % 7 == 0 else 1
+    (tmp_path / "big.csv").write_text("\n".join(rows) + "\n")
+    make_catalog(tmp_path / "c.json")
+    config = load_config(None, {"format": "personalize", "events": [str(tmp_path / "big.csv")],
+                                "catalog": str(tmp_path / "c.json"), "store": str(tmp_path / "store"),
+                                "split_bytes": 1 << 16})
+    assert len(plan_import(config).ranges) >= 3
+    s = run_import(config)
+    assert_counts_add_up(s)
+    assert (s["records"], s["errors"], s["stored"]) == (6000, len(bad_lines), 6000 - len(bad_lines))
+    samples = [json.loads(x)["details"][0] for x in Path(s["errors_path"], "errors.jsonl").read_text().splitlines()]
+    assert sorted(d["line"] for d in samples) == bad_lines

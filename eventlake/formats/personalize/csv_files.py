@@ -55,7 +55,7 @@ class PersonalizeInteractions(EventFormat):
 
     name = "personalize"
     suffixes = (".csv",)
-    splittable = False  # a quoted field may hold a line break
+    splittable = True  # a range that starts mid-file finds its first record by counting quotes
     description = "Amazon Personalize interactions CSV (USER_ID, ITEM_ID, TIMESTAMP, ...)"
 
     @classmethod
