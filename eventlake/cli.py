@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Mapping
 
 from eventlake import __version__
 from eventlake.config import REJOIN_SCOPES, ConfigError, ImportConfig, PurgeConfig, RejoinConfig, load_config
@@ -310,14 +311,14 @@ def _first_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}"
 
 
-def format_vacuum(summary: dict) -> str:
+def format_vacuum(summary: Mapping) -> str:
     verb = "would remove" if summary["dry_run"] else "removed"
     lines = [format_summary({k: v for k, v in summary.items() if k != "paths"})]
     lines += [f"{verb}  {path}" for path in summary["paths"]]
     return "\n".join(lines)
 
 
-def format_summary(summary: dict) -> str:
+def format_summary(summary: Mapping) -> str:
     """The summary as an aligned two-column table."""
     rows = []
     for key in ("dry_run", "records", "stored", "joined", "unjoined", "duplicates", "errors", "skipped_files", "files",

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 from eventlake.pipelines.running import absolute, prepare_run, read_store
+from eventlake.summaries import summary_of
 
 # The counts shown in the table, per job; ``--json`` has them all.
 _HEADLINE = {
@@ -34,7 +35,7 @@ def store_history(store: str) -> list[dict]:
             "operation": info.get("operation"),
             "run_id": ours.get("run_id"),
             "parameters": ours.get("parameters", info.get("operationParameters", {})),
-            "counts": ours.get("counts", {}),
+            "counts": summary_of(ours.get("job", ""), ours.get("counts", {})).to_dict(),
         })
     return entries
 

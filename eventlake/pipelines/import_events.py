@@ -35,6 +35,7 @@ from eventlake.pipelines.running import (
 )
 from eventlake.pipelines.vacuum import tidy_store
 from eventlake.schema import stored_schema
+from eventlake.summaries import ImportSummary
 from eventlake.transforms.catalog import ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
 from eventlake.transforms.fingerprint import FingerprintEvents
@@ -198,7 +199,7 @@ class ImportEvents(beam.PTransform):
         } | "WriteToEventStore" >> WriteToEventStore(plan.commit, config.max_error_samples)
 
 
-def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> dict:
+def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> ImportSummary:
     """Plan and run the import; return the summary. Raises ``JobError`` when it fails."""
     prepare_run(pipeline_args or [], [*config.events, config.catalog, config.store, config.errors, config.summary])
     check_outputs(config.store, dirs={"errors": config.errors}, files={"summary": config.summary})
@@ -209,7 +210,7 @@ def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> 
     write_summary_file(summary, config.summary)
     if summary["status"] != "ok":
         raise JobError(summary["failure"])
-    return summary
+    return ImportSummary.from_dict(summary)
 
 
 def execute_import(plan: ImportPlan, pipeline_args: list[str] | None = None) -> dict:

@@ -34,6 +34,7 @@ from eventlake.pipelines.running import (
     start_run,
 )
 from eventlake.pipelines.vacuum import tidy_store
+from eventlake.summaries import PurgeSummary
 from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
 
 
@@ -158,12 +159,12 @@ def plan_purge(config: PurgeConfig) -> PurgePlan:
     return PurgePlan(config, commit, event_filter, candidates, len(files), sorted(snapshot.removed))
 
 
-def run_purge(config: PurgeConfig, pipeline_args: list[str] | None = None) -> dict:
+def run_purge(config: PurgeConfig, pipeline_args: list[str] | None = None) -> PurgeSummary:
     """Plan and run the purge (a dry run unless ``config.force``); plan again after a conflict."""
     prepare_run(pipeline_args or [], [config.store, config.summary])
     check_outputs(config.store, files={"summary": config.summary})
     summary = run_until_committed(lambda: plan_purge(config), execute_purge, pipeline_args)
-    return finish_summary(summary, config.summary)
+    return PurgeSummary.from_dict(finish_summary(summary, config.summary))
 
 
 def execute_purge(plan: PurgePlan, pipeline_args: list[str] | None = None) -> dict:

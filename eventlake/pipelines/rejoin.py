@@ -38,6 +38,7 @@ from eventlake.pipelines.running import (
 )
 from eventlake.pipelines.vacuum import tidy_store
 from eventlake.schema import CATALOG_FIELD_TYPES
+from eventlake.summaries import RejoinSummary
 from eventlake.transforms.catalog import ReadCatalog, load_catalog
 from eventlake.transforms.fingerprint import content_keys
 from eventlake.transforms.join import join_catalog
@@ -215,12 +216,12 @@ def plan_rejoin(config: RejoinConfig) -> RejoinPlan:
                       len(files) - len(scanned), catalog_format)
 
 
-def run_rejoin(config: RejoinConfig, pipeline_args: list[str] | None = None) -> dict:
+def run_rejoin(config: RejoinConfig, pipeline_args: list[str] | None = None) -> RejoinSummary:
     """Plan and run the rejoin, planning again if a concurrent job rewrote the same files."""
     prepare_run(pipeline_args or [], [config.store, config.catalog, config.summary])
     check_outputs(config.store, files={"summary": config.summary})
     summary = run_until_committed(lambda: plan_rejoin(config), execute_rejoin, pipeline_args)
-    return finish_summary(summary, config.summary)
+    return RejoinSummary.from_dict(finish_summary(summary, config.summary))
 
 
 def execute_rejoin(plan: RejoinPlan, pipeline_args: list[str] | None = None) -> dict:

@@ -95,7 +95,7 @@ def write_summary_file(summary: dict, summary_path: str) -> None:
     if not summary_path:
         return
     try:
-        write_bytes(absolute(summary_path), json.dumps(summary, indent=2).encode())
+        write_bytes(absolute(summary_path), json.dumps(dict(summary), indent=2).encode())
     except Exception as exc:  # noqa: BLE001 - any write failure; the job itself succeeded
         print(f"eventlake: warning: could not write the summary to {summary_path}: {exc}", file=sys.stderr)
 

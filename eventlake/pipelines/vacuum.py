@@ -19,6 +19,7 @@ from eventlake.io.delta_log import join_path
 from eventlake.io.object_store import delete_paths, list_tree
 from eventlake.io.run_marks import is_alive, run_of
 from eventlake.pipelines.running import absolute, check_intact, prepare_run, read_store
+from eventlake.summaries import VacuumSummary
 
 LOG_TEMP_GRACE_SECONDS = 600  # a commit in flight writes its temporary and links it within this
 
@@ -116,7 +117,7 @@ def tidy_store(store: str, snapshot: delta_log.Snapshot) -> dict:
     return leftovers.counts()
 
 
-def vacuum(store: str, dry_run: bool = False) -> dict:
+def vacuum(store: str, dry_run: bool = False) -> VacuumSummary:
     """The ``vacuum`` job: remove (or, in a dry run, list) every leftover under ``store``."""
     store = absolute(store)
     prepare_run([], [store])
@@ -126,4 +127,5 @@ def vacuum(store: str, dry_run: bool = False) -> dict:
     leftovers = find_leftovers(store, snapshot, listing)
     if not dry_run:
         remove_leftovers(store, leftovers)
-    return {"dry_run": dry_run, "version": snapshot.version, **leftovers.counts(), "paths": leftovers.paths}
+    return VacuumSummary.from_dict({"dry_run": dry_run, "version": snapshot.version, **leftovers.counts(),
+                                    "paths": leftovers.paths})
