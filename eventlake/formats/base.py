@@ -40,6 +40,15 @@ class ParsedBlock:
     records: int = 0
 
 
+class RecordRejected(ValueError):
+    """One record breaks a rule of its format: which field, the reason code and the message, for
+    formats that check records one by one."""
+
+    def __init__(self, field: str, reason: str, message: str):
+        super().__init__(message)
+        self.field, self.reason = field, reason
+
+
 class SourceFileError(ValueError):
     """A whole file cannot be read as its format (a required column is missing, say): the run
     fails with this one line, naming the file, instead of one error per record."""
@@ -163,17 +172,21 @@ def _load_builtin_and_plugins() -> None:
         register_format(entry.load())
 
 
+def _lookup(registry: dict, name: str, kind: str):
+    _load_builtin_and_plugins()
+    try:
+        return registry[name]
+    except KeyError:
+        raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(sorted(registry))}") from None
+
+
 def catalog_format_names() -> list[str]:
     _load_builtin_and_plugins()
     return sorted(_catalog_registry)
 
 
 def catalog_format_class(name: str) -> type[CatalogFormat]:
-    _load_builtin_and_plugins()
-    try:
-        return _catalog_registry[name]
-    except KeyError:
-        raise KeyError(f"unknown catalog format {name!r}; known: {', '.join(sorted(_catalog_registry))}") from None
+    return _lookup(_catalog_registry, name, "catalog format")
 
 
 def format_names() -> list[str]:
@@ -181,21 +194,13 @@ def format_names() -> list[str]:
     return sorted(_registry)
 
 
+def format_class(name: str) -> type[EventFormat]:
+    return _lookup(_registry, name, "format")
+
+
 def get_format(name: str) -> EventFormat:
     """A new instance of the format called ``name``; ``KeyError`` naming the known ones."""
-    _load_builtin_and_plugins()
-    try:
-        return _registry[name]()
-    except KeyError:
-        raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(_registry))}") from None
-
-
-def format_class(name: str) -> type[EventFormat]:
-    _load_builtin_and_plugins()
-    try:
-        return _registry[name]
-    except KeyError:
-        raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(_registry))}") from None
+    return format_class(name)()
 
 
 AUTO = "auto"

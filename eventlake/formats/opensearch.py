@@ -37,6 +37,7 @@ from eventlake.formats.base import (
     CatalogFormat,
     EventFormat,
     ParsedBlock,
+    RecordRejected,
     canonical_batch,
     first_json_object,
     register_format,
@@ -55,12 +56,6 @@ REQUIRED = ("item_id", "bhv_type", "reach_time", "user_id", "rn", "trace_info", 
 MAPPED = {"item_id", "bhv_type", "reach_time", "user_id", "rn", "trace_info", "bhv_value", "bhv_time"}
 _BATCH = 50_000  # documents per batch
 _SCALARS = (str, int, float)
-
-
-class _Rejected(ValueError):
-    def __init__(self, field: str, reason: str, message: str):
-        super().__init__(message)
-        self.field, self.reason = field, reason
 
 
 @register_format
@@ -117,7 +112,7 @@ class OpenSearchBehavior(EventFormat):
                 continue
             try:
                 rows.append((doc.line, where[2], raw, self._event(doc.value)))
-            except _Rejected as exc:
+            except RecordRejected as exc:
                 errors.append(error_record(*where, exc.field, exc.reason, str(exc), raw))
             if len(rows) >= _BATCH:
                 yield ParsedBlock(_batch(byte_range.path, rows), errors, lines=0, records=records)
@@ -126,26 +121,26 @@ class OpenSearchBehavior(EventFormat):
 
     def _event(self, document) -> dict:
         if not isinstance(document, dict):
-            raise _Rejected("", "INVALID_DOCUMENT", f"a behavior document is a JSON object, not {_kind(document)}")
+            raise RecordRejected("", "INVALID_DOCUMENT", f"a behavior document is a JSON object, not {_kind(document)}")
         cmd = document.get("cmd")
         if not isinstance(cmd, str) or cmd.lower() != "add":
-            raise _Rejected("cmd", "INVALID_VALUE", f"cmd must be \"add\", got {json.dumps(cmd)[:40]}")
+            raise RecordRejected("cmd", "INVALID_VALUE", f"cmd must be \"add\", got {json.dumps(cmd)[:40]}")
         fields = document.get("fields")
         if not isinstance(fields, dict):
-            raise _Rejected("fields", "REQUIRED", "fields must be an object of behavior fields")
+            raise RecordRejected("fields", "REQUIRED", "fields must be an object of behavior fields")
         for name in REQUIRED:
             value = fields.get(name)
             if value is None or (isinstance(value, str) and not value.strip()):
-                raise _Rejected(f"fields.{name}", "REQUIRED", f"{name} is required")
+                raise RecordRejected(f"fields.{name}", "REQUIRED", f"{name} is required")
             if not isinstance(value, _SCALARS) or isinstance(value, bool):
-                raise _Rejected(f"fields.{name}", "INVALID_VALUE", f"{name} must be a string or a number")
+                raise RecordRejected(f"fields.{name}", "INVALID_VALUE", f"{name} must be a string or a number")
         behavior = str(fields["bhv_type"])  # checked against the allowed types in ``rules``
         reach = _seconds(fields, "reach_time")
         when = _seconds(fields, "bhv_time") if fields.get("bhv_time") not in (None, "") else reach
         if "biz_id" in fields and not str(fields["biz_id"]).isdigit():
-            raise _Rejected("fields.biz_id", "INVALID_VALUE", f"biz_id must be numeric, got {str(fields['biz_id'])[:40]!r}")
+            raise RecordRejected("fields.biz_id", "INVALID_VALUE", f"biz_id must be numeric, got {str(fields['biz_id'])[:40]!r}")
         if "login" in fields and str(fields["login"]) not in ("0", "1"):
-            raise _Rejected("fields.login", "INVALID_VALUE", "login must be 0 or 1")
+            raise RecordRejected("fields.login", "INVALID_VALUE", "login must be 0 or 1")
         value = None
         if fields.get("bhv_value") not in (None, ""):
             try:
@@ -153,7 +148,7 @@ class OpenSearchBehavior(EventFormat):
             except (TypeError, ValueError):
                 value = math.nan
             if not math.isfinite(value):
-                raise _Rejected("fields.bhv_value", "INVALID_VALUE", "bhv_value must be a finite number")
+                raise RecordRejected("fields.bhv_value", "INVALID_VALUE", "bhv_value must be a finite number")
         trace_info = str(fields["trace_info"])
         if str(fields["trace_id"]).upper() == "ALIBABA":
             try:
@@ -161,7 +156,7 @@ class OpenSearchBehavior(EventFormat):
             except ValueError:
                 decoded = None
             if not isinstance(decoded, dict):
-                raise _Rejected("fields.trace_info", "INVALID_TRACE_INFO",
+                raise RecordRejected("fields.trace_info", "INVALID_TRACE_INFO",
                                 "with trace_id ALIBABA, trace_info must be the URL-encoded JSON that search returned "
                                 "(ops_request_misc)")
         return {
@@ -204,9 +199,9 @@ def _seconds(fields: dict, name: str) -> int:
     if len(text) == 10 and text.isdigit():
         return int(text)
     if re.fullmatch(r"\d{13}", text):
-        raise _Rejected(f"fields.{name}", "INVALID_VALUE",
+        raise RecordRejected(f"fields.{name}", "INVALID_VALUE",
                         f"{name} {text} looks like milliseconds; OpenSearch wants 10-digit Unix seconds")
-    raise _Rejected(f"fields.{name}", "INVALID_VALUE", f"{name} must be 10-digit Unix seconds, got {text[:40]!r}")
+    raise RecordRejected(f"fields.{name}", "INVALID_VALUE", f"{name} must be 10-digit Unix seconds, got {text[:40]!r}")
 
 
 def _json_hint(problem: str, raw: str) -> str:
@@ -277,20 +272,20 @@ class OpenSearchItems(CatalogFormat):
                 continue
             try:
                 products.append(self._product(doc.value, sources))
-            except _Rejected as exc:
+            except RecordRejected as exc:
                 errors.append(error_record(*where, exc.field, exc.reason, f"catalog: {exc}", raw))
         yield pa.Table.from_pylist(products, schema=catalog_schema(self.fields)), errors
 
     def _product(self, document, sources: dict[str, str]) -> dict:
         if not isinstance(document, dict) or not isinstance(document.get("fields"), dict):
-            raise _Rejected("fields", "REQUIRED", "an item document needs fields")
+            raise RecordRejected("fields", "REQUIRED", "an item document needs fields")
         cmd = document.get("cmd")
         if not isinstance(cmd, str) or cmd.lower() != "add":
-            raise _Rejected("cmd", "INVALID_VALUE", f"cmd must be \"add\", got {json.dumps(cmd)[:40]}")
+            raise RecordRejected("cmd", "INVALID_VALUE", f"cmd must be \"add\", got {json.dumps(cmd)[:40]}")
         fields = document["fields"]
         item = fields.get("item_id")
         if item is None or isinstance(item, bool) or not isinstance(item, _SCALARS) or not str(item).strip():
-            raise _Rejected("fields.item_id", "REQUIRED", "item_id is required")
+            raise RecordRejected("fields.item_id", "REQUIRED", "item_id is required")
         product = {"id": str(item)}
         for field in self.fields:
             value = fields.get(sources.get(field, field))
@@ -305,7 +300,7 @@ class OpenSearchItems(CatalogFormat):
                 except (TypeError, ValueError):
                     number = math.nan
                 if isinstance(value, bool) or not math.isfinite(number):
-                    raise _Rejected(f"fields.{sources.get(field, field)}", "INVALID_VALUE",
+                    raise RecordRejected(f"fields.{sources.get(field, field)}", "INVALID_VALUE",
                                     f"{sources.get(field, field)} must be a finite number")
                 product[field] = number
             else:
@@ -356,7 +351,7 @@ def _parse_lines(fmt: OpenSearchBehavior, block: LineBlock) -> tuple[pa.RecordBa
                 continue
             try:
                 rows.append((i, fmt._event(value)))
-            except _Rejected as exc:
+            except RecordRejected as exc:
                 errors.append(error_record(*where, exc.field, exc.reason, str(exc), raw))
     if rows:
         batches.append(_slow_batch(block, rows))

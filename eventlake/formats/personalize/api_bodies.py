@@ -31,7 +31,14 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from eventlake.errors import error_record
-from eventlake.formats.base import EventFormat, ParsedBlock, canonical_batch, first_json_object, register_format
+from eventlake.formats.base import (
+    EventFormat,
+    ParsedBlock,
+    RecordRejected,
+    canonical_batch,
+    first_json_object,
+    register_format,
+)
 from eventlake.formats.columns import attributes_from_columns, attributes_from_records, one_product_each, user_info_of
 from eventlake.formats.lines import LineBlock
 from eventlake.io.files import ByteRange, read_blocks
@@ -56,12 +63,6 @@ class _At:
 
     def __str__(self) -> str:
         return f"{self.key}[{self.n}]"
-
-
-class _Rejected(ValueError):
-    def __init__(self, field: str, reason: str, message: str):
-        super().__init__(message)
-        self.field, self.reason = field, reason
 
 
 @register_format
@@ -89,7 +90,7 @@ class PersonalizeEvents(EventFormat):
                 where = (block.source, line if line >= 0 else None, int(block.offsets[i]))
                 for event in _records(block, i):
                     records += 1
-                    if isinstance(event, _Rejected):
+                    if isinstance(event, RecordRejected):
                         errors.append(error_record(*where, event.field, event.reason, str(event), block.raw(i)))
                     else:
                         rows.append((i, event))
@@ -101,29 +102,29 @@ class PersonalizeEvents(EventFormat):
 
 
 def _records(block: LineBlock, i: int) -> list:
-    """The line's events, each an event dict or the ``_Rejected`` that makes it an error."""
+    """The line's events, each an event dict or the ``RecordRejected`` that makes it an error."""
     try:
         request = orjson.loads(block.raw(i))
     except orjson.JSONDecodeError as exc:
-        return [_Rejected("", "INVALID_JSON", f"not valid JSON: {exc}")]
+        return [RecordRejected("", "INVALID_JSON", f"not valid JSON: {exc}")]
     if not isinstance(request, dict):
-        return [_Rejected("", "INVALID_REQUEST", "a line must be one PutEvents or PutActionInteractions request object")]
+        return [RecordRejected("", "INVALID_REQUEST", "a line must be one PutEvents or PutActionInteractions request object")]
     actions = "actionInteractions" in request
     key = "actionInteractions" if actions else "eventList"
     events = request.get(key)
     if not isinstance(events, list) or not events:
-        return [_Rejected(key if key in request else "eventList", "REQUIRED",
+        return [RecordRejected(key if key in request else "eventList", "REQUIRED",
                           "a request needs eventList (PutEvents) or actionInteractions (PutActionInteractions) "
                           "with at least one event")]
     try:
         envelope = _envelope(request, key, len(events), actions)
-    except _Rejected as exc:
+    except RecordRejected as exc:
         return [exc] * len(events)
     out = []
     for n, event in enumerate(events):
         try:
             out.append(_action(event, envelope, n) if actions else _event(event, envelope, n))
-        except _Rejected as exc:
+        except RecordRejected as exc:
             out.append(exc)
     return out
 
@@ -136,17 +137,17 @@ def _text(value, at: str, name: str, required: bool = False, limit: int = ID_LIM
     field = f"{at}.{name}" if at else name
     if value is None:
         if required:
-            raise _Rejected(field, "REQUIRED", f"{field} is required")
+            raise RecordRejected(field, "REQUIRED", f"{field} is required")
         return None
     if not isinstance(value, str):
-        raise _Rejected(field, "INVALID_VALUE", f"{field} must be a string")
-    raise _Rejected(field, "TOO_LONG" if value else "REQUIRED", f"{field} must be 1 to {limit} characters")
+        raise RecordRejected(field, "INVALID_VALUE", f"{field} must be a string")
+    raise RecordRejected(field, "TOO_LONG" if value else "REQUIRED", f"{field} must be 1 to {limit} characters")
 
 
 def _envelope(request: dict, key: str, count: int, actions: bool) -> dict:
     tracking = _text(request.get("trackingId"), "", "trackingId", required=True)
     if count > MAX_EVENTS and not actions:
-        raise _Rejected(key, "TOO_MANY", f"{key} may hold at most {MAX_EVENTS} events, this request has {count}")
+        raise RecordRejected(key, "TOO_MANY", f"{key} may hold at most {MAX_EVENTS} events, this request has {count}")
     return {"trackingId": tracking, "userId": _text(request.get("userId"), "", "userId"),
             "sessionId": None if actions else _text(request.get("sessionId"), "", "sessionId", required=True)}
 
@@ -154,14 +155,14 @@ def _envelope(request: dict, key: str, count: int, actions: bool) -> dict:
 def _event(event, envelope: dict, n: int) -> dict:
     at = _At("eventList", n)
     if not isinstance(event, dict):
-        raise _Rejected(str(at), "INVALID_VALUE", f"{at} must be an object")
+        raise RecordRejected(str(at), "INVALID_VALUE", f"{at} must be an object")
     out = _common(event, at, "sentAt")
     out["item_id"] = _text(event.get("itemId"), at, "itemId")
     attribution = event.get("metricAttribution")
     attributes = dict(out.pop("properties"))
     if attribution is not None:
         if not isinstance(attribution, dict):
-            raise _Rejected(f"{at}.metricAttribution", "INVALID_VALUE", "metricAttribution must be an object")
+            raise RecordRejected(f"{at}.metricAttribution", "INVALID_VALUE", "metricAttribution must be an object")
         source = _text(attribution.get("eventAttributionSource"), at, "metricAttribution.eventAttributionSource",
                        required=True, limit=1024)
         attributes["eventAttributionSource"] = source
@@ -173,10 +174,10 @@ def _event(event, envelope: dict, n: int) -> dict:
 def _action(event, envelope: dict, n: int) -> dict:
     at = _At("actionInteractions", n)
     if not isinstance(event, dict):
-        raise _Rejected(str(at), "INVALID_VALUE", f"{at} must be an object")
+        raise RecordRejected(str(at), "INVALID_VALUE", f"{at} must be an object")
     out = _common(event, at, "timestamp")
     if out["event_type"] not in ACTION_EVENT_TYPES:
-        raise _Rejected(f"{at}.eventType", "INVALID_EVENT_TYPE",
+        raise RecordRejected(f"{at}.eventType", "INVALID_EVENT_TYPE",
                         f"an action interaction's eventType must be one of {', '.join(ACTION_EVENT_TYPES)}")
     out["item_id"] = _text(event.get("actionId"), at, "actionId", required=True)
     session = _text(event.get("sessionId"), at, "sessionId", required=True)
@@ -191,12 +192,12 @@ def _common(event: dict, at: str, time_key: str) -> dict:
     seconds = _seconds(event.get(time_key), at, time_key)
     value = event.get("eventValue")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
-        raise _Rejected(f"{at}.eventValue", "INVALID_VALUE", "eventValue must be a finite number")
+        raise RecordRejected(f"{at}.eventValue", "INVALID_VALUE", "eventValue must be a finite number")
     impression = event.get("impression")
     if impression is not None:
         if (not isinstance(impression, list) or not 1 <= len(impression) <= MAX_IMPRESSIONS
                 or not all(isinstance(i, str) and 1 <= len(i) <= ID_LIMIT for i in impression)):
-            raise _Rejected(f"{at}.impression", "INVALID_IMPRESSION",
+            raise RecordRejected(f"{at}.impression", "INVALID_IMPRESSION",
                             f"impression must be 1 to {MAX_IMPRESSIONS} ids of 1 to {ID_LIMIT} characters")
     return {
         "event_type": event_type, "micros": seconds, "event_value": None if value is None else float(value),
@@ -212,13 +213,13 @@ def _seconds(value, at, name: str) -> int:
         return value * 1_000_000
     field = f"{at}.{name}"
     if value is None:
-        raise _Rejected(field, "REQUIRED", f"{field} is required")
+        raise RecordRejected(field, "REQUIRED", f"{field} is required")
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value) or value < 0:
-            raise _Rejected(field, "INVALID_TIMESTAMP", f"{field} must be Unix seconds")
+            raise RecordRejected(field, "INVALID_TIMESTAMP", f"{field} must be Unix seconds")
         if value > MAX_SECONDS:
             hint = "milliseconds" if value / 1000 <= MAX_SECONDS else "microseconds"
-            raise _Rejected(field, "INVALID_TIMESTAMP", f"{field} {value} looks like {hint}; PutEvents wants Unix seconds")
+            raise RecordRejected(field, "INVALID_TIMESTAMP", f"{field} {value} looks like {hint}; PutEvents wants Unix seconds")
         return round(value * 1_000_000)
     if isinstance(value, str):
         try:
@@ -227,7 +228,7 @@ def _seconds(value, at, name: str) -> int:
             when = None
         if when is not None and when.tzinfo is not None:
             return round((when - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)).total_seconds() * 1_000_000)
-    raise _Rejected(field, "INVALID_TIMESTAMP", f"{field} must be Unix seconds or an RFC 3339 time with a UTC offset")
+    raise RecordRejected(field, "INVALID_TIMESTAMP", f"{field} must be Unix seconds or an RFC 3339 time with a UTC offset")
 
 
 def _properties(value, at) -> dict:
@@ -235,18 +236,18 @@ def _properties(value, at) -> dict:
         return {}
     field = f"{at}.properties"
     if not isinstance(value, str):
-        raise _Rejected(field, "INVALID_PROPERTIES", f"{field} must be a string holding a JSON object")
+        raise RecordRejected(field, "INVALID_PROPERTIES", f"{field} must be a string holding a JSON object")
     if len(value) > PROPERTIES_LIMIT:
-        raise _Rejected(field, "TOO_LONG", f"{field} must be at most {PROPERTIES_LIMIT} characters")
+        raise RecordRejected(field, "TOO_LONG", f"{field} must be at most {PROPERTIES_LIMIT} characters")
     try:
         parsed = json.loads(value)
     except ValueError:
         parsed = None
     if not isinstance(parsed, dict) or any(isinstance(v, dict | list) for v in parsed.values()):
-        raise _Rejected(field, "INVALID_PROPERTIES", f"{field} must hold a flat JSON object")
+        raise RecordRejected(field, "INVALID_PROPERTIES", f"{field} must hold a flat JSON object")
     reserved = sorted(k for k in parsed if k.lower() in RESERVED_PROPERTIES)
     if reserved:
-        raise _Rejected(field, "INVALID_PROPERTIES", f"{field} must not use the reserved key {reserved[0]!r}")
+        raise RecordRejected(field, "INVALID_PROPERTIES", f"{field} must not use the reserved key {reserved[0]!r}")
     return {k: v for k, v in parsed.items() if v is not None}
 
 
