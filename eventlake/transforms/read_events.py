@@ -63,6 +63,39 @@ class ReadEvents(beam.PTransform):
         )
 
 
+class _ReadOneFormat(ReadEvents):
+    """``ReadEvents`` of one format, as its own transform."""
+
+    format_name = "retail"
+
+    def __init__(self, patterns: list[str] | None = None, **kwargs):
+        super().__init__(patterns, self.format_name, **kwargs)
+
+
+class ReadRetailEvents(_ReadOneFormat):
+    """Google Cloud Retail UserEvent JSON lines -> ``events``, ``errors``, ``stats``."""
+
+    format_name = "retail"
+
+
+class ReadPersonalizeInteractions(_ReadOneFormat):
+    """Amazon Personalize interactions CSV -> ``events``, ``errors``, ``stats``."""
+
+    format_name = "personalize"
+
+
+class ReadPersonalizeEvents(_ReadOneFormat):
+    """Amazon Personalize PutEvents / PutActionInteractions bodies -> ``events``, ``errors``, ``stats``."""
+
+    format_name = "personalize-events"
+
+
+class ReadOpenSearchBehavior(_ReadOneFormat):
+    """Alibaba OpenSearch behavior documents -> ``events``, ``errors``, ``stats``."""
+
+    format_name = "opensearch"
+
+
 def all_suffixes() -> tuple[str, ...]:
     """The file name endings some event format reads (what ``auto`` matches)."""
     return tuple(sorted({suffix for name in format_names() for suffix in format_class(name).suffixes}))
@@ -77,4 +110,5 @@ def plan_ranges(files: list[SourceFile], formats: str | dict[str, str], split_by
         [f for f in files if not splittable(f.path)], 1 << 62)
 
 
-__all__ = ["ReadEvents", "all_suffixes", "plan_ranges"]
+__all__ = ["ReadEvents", "ReadOpenSearchBehavior", "ReadPersonalizeEvents", "ReadPersonalizeInteractions",
+           "ReadRetailEvents", "all_suffixes", "plan_ranges"]
