@@ -41,8 +41,9 @@ unless --reimport. A run commits one new store version or nothing.
 
 {EXIT_CODES}"""
 
-REJOIN_DESCRIPTION = f"""Join stored events again against a new Retail Product catalog (JSON lines, optionally
-compressed) and rewrite only the files whose events changed. Invalid catalog lines are written
+REJOIN_DESCRIPTION = f"""Join stored events again against a new product catalog (--catalog-format retail, the default:
+Product JSON lines; personalize-items; opensearch-items; auto; optionally compressed) and
+rewrite only the files whose events changed. Invalid catalog lines are written
 as error samples under <store>/_errors/<run id>/. A catalog with no valid product, or one that
 would unjoin over half of the joined events in scope (unless --allow-mass-unjoin), is refused.
 A run commits one new version or nothing.
