@@ -90,6 +90,13 @@ class EventFormat(abc.ABC):
         byte-order mark) looks like this format; ``--format auto`` asks every format."""
         return False
 
+    def lines_before(self, byte_range: ByteRange) -> int:
+        """Lines of the file before the first record ``byte_range`` owns (0 at the start), to
+        make the range's relative line numbers absolute. Reads the file up to the range."""
+        from eventlake.io.files import lines_before
+
+        return lines_before(byte_range)
+
 
 def canonical_batch(columns: dict[str, pa.Array], source: str, offsets: np.ndarray, lines: np.ndarray,
                     records: pa.Array, format_name: str) -> pa.RecordBatch:

@@ -128,15 +128,22 @@ def _first_line(path: str) -> bytes:
 
 
 def _first_record_from(path: str, start: int, chunk_bytes: int = 8 << 20) -> int | None:
-    """The offset of the first record that starts at or after ``start``: just after the first
-    line break at or after ``start - 1`` that is outside quotes. None when there is none."""
+    """The offset of the first record that starts at or after ``start``. None when there is none."""
+    found = first_record_and_lines_before(path, start, chunk_bytes)
+    return None if found is None else found[0]
+
+
+def first_record_and_lines_before(path: str, start: int, chunk_bytes: int = 8 << 20) -> tuple[int, int] | None:
+    """Where the first record at or after ``start`` begins (just after the first line break at
+    or after ``start - 1`` outside quotes) and how many lines come before it. None if none does."""
     with open_source(path, "uncompressed") as handle:
-        quotes, left = 0, start - 1
+        quotes, lines, left = 0, 0, start - 1
         while left > 0:  # quote characters before the range: odd means it starts inside a field
             chunk = handle.read(min(chunk_bytes, left))
             if not chunk:
                 return None
             quotes += chunk.count(b'"')
+            lines += chunk.count(b"\n")
             left -= len(chunk)
         offset = start - 1
         while True:
@@ -148,10 +155,12 @@ def _first_record_from(path: str, start: int, chunk_bytes: int = 8 << 20) -> int
                 newline = chunk.find(b"\n", at)
                 if newline < 0:
                     quotes += chunk.count(b'"', at)
+                    lines += chunk.count(b"\n", at)
                     break
                 quotes += chunk.count(b'"', at, newline)
+                lines += 1
                 if quotes % 2 == 0:
-                    return offset + newline + 1
+                    return offset + newline + 1, lines
                 at = newline + 1
             offset += len(chunk)
 
@@ -286,4 +295,4 @@ def _width_error(path: str, line: int, offset: int, raw: bytes, width: int, got:
                         f"the record has {got} fields where the header has {width}", raw.decode("utf-8", "replace"))
 
 
-__all__ = ["CsvBlock", "read_csv_blocks"]
+__all__ = ["CsvBlock", "first_record_and_lines_before", "read_csv_blocks"]

@@ -300,6 +300,8 @@ def _range_first_lines(stats: list[dict]) -> dict:
     """Per split file: range starts and the number of lines before each range."""
     by_path: dict[str, list] = {}
     for s in stats:
+        if s.get("absolute_lines"):
+            continue  # ReadEvents counted the lines before each range itself
         by_path.setdefault(s["path"], []).append((s["start"], s["lines"]))
     out = {}
     for path, ranges in by_path.items():

@@ -185,7 +185,7 @@ class ImportEvents(beam.PTransform):
                                                         format_name=plan.catalog_format,
                                                         field_map=config.catalog_field_map)
         read = pbegin | "ReadEvents" >> ReadEvents(ranges=plan.ranges, format=plan.formats,
-                                                   block_bytes=config.block_bytes)
+                                                   block_bytes=config.block_bytes, absolute_lines=False)
         valid = read.events | "ValidateEvents" >> ValidateEvents(tuple(config.allowed_event_types),
                                                                  config.event_type_map)
         joined = (

@@ -31,12 +31,15 @@ class ReadEvents(beam.PTransform):
         ranges: byte ranges to read instead of ``patterns``.
         block_bytes: bytes of records parsed at a time (the size of one batch).
         split_bytes: uncompressed files larger than this are read in parallel byte ranges, where
-            the format allows it (records that may span lines are read whole).
+            the format allows it.
+        absolute_lines: line numbers from the file's start in every range (on by default). The
+            import turns it off and lets its commit step correct them, which costs no read of
+            the file before each range.
     """
 
     def __init__(self, patterns: list[str] | None = None, format: str | dict[str, str] = "retail", *,  # noqa: A002
                  ranges: list[ByteRange] | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
-                 split_bytes: int = DEFAULT_SPLIT_BYTES):
+                 split_bytes: int = DEFAULT_SPLIT_BYTES, absolute_lines: bool = True):
         super().__init__()
         if (patterns is None) == (ranges is None):
             raise ValueError("ReadEvents needs either patterns or ranges")
@@ -54,12 +57,13 @@ class ReadEvents(beam.PTransform):
         if isinstance(formats, dict):
             formats = dict(formats)
         self._ranges, self._format, self._block_bytes = list(ranges), formats, block_bytes
+        self._absolute = absolute_lines
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
         return (
             pbegin
             | "ListByteRanges" >> beam.Create(self._ranges, reshuffle=True)  # reshuffled: spread over the workers
-            | "ParseEvents" >> ParseEvents(self._format, self._block_bytes)
+            | "ParseEvents" >> ParseEvents(self._format, self._block_bytes, self._absolute)
         )
 
 

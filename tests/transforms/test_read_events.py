@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.testing.util import assert_that, equal_to
+import pytest
+from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 
 from eventlake.errors import ERRORS
 from eventlake.transforms.parse import STATS
@@ -39,3 +40,42 @@ def test_each_format_is_a_transform_of_its_own(tmp_path):
         assert_that((put.events, behavior.events) | beam.Flatten()
                     | beam.FlatMap(lambda b: b.column("source_format").to_pylist()),
                     equal_to(["personalize-events", "opensearch"]))
+
+
+def holds(predicate):
+    """A matcher for ``assert_that`` that fails unless ``predicate(actual)`` is true."""
+    def match(actual):
+        if not predicate(list(actual)):
+            raise BeamAssertException(f"the predicate does not hold for {list(actual)[:20]}")
+    return match
+
+
+@pytest.mark.parametrize("fmt", ["retail", "personalize"])
+def test_read_events_alone_numbers_lines_from_the_start_of_the_file_in_every_range(tmp_path, fmt):
+    import json
+
+    lines, bad = [], []
+    if fmt == "personalize":
+        lines.append("USER_ID,ITEM_ID,TIMESTAMP,NOTE")
+    for i in range(300):
+        broken = i % 37 == 5
+        if fmt == "retail":
+            lines.append('{"eventType": "search", "visitorId": ' if broken else json.dumps(
+                {"eventType": "home-page-view", "visitorId": f"v{i}", "eventTime": "2024-03-01T10:00:00Z"}))
+        else:
+            note = f'"a note\nover two lines {i}"' if i % 4 == 0 else "n"
+            lines.append(f"v{i},{'' if broken else 'p1'},{1700000000 + i},{note}")
+        if broken:
+            bad.append(len("\n".join(lines).split("\n")) - (1 if fmt == "personalize" and i % 4 == 0 else 0))
+    name = "e.jsonl" if fmt == "retail" else "e.csv"
+    (tmp_path / name).write_text("\n".join(lines) + "\n")
+    text_lines = (tmp_path / name).read_text().split("\n")
+    with local_pipeline() as pipeline:
+        read = pipeline | ReadEvents([str(tmp_path / name)], fmt, split_bytes=1500)
+        assert_that(read[STATS] | "Ranges" >> beam.combiners.Count.Globally(), holds(lambda counts: counts[0] > 3),
+                    label="SeveralRanges")
+        assert_that(read[ERRORS] | "ErrorLines" >> beam.Map(lambda e: e["line"]), equal_to(bad), label="Errors")
+        first_fields = read.events | "Lines" >> beam.FlatMap(
+            lambda b: zip(b.column("visitor_id").to_pylist(), b.column("source_line").to_pylist(), strict=True))
+        assert_that(first_fields | "Check" >> beam.Map(lambda vl: text_lines[vl[1] - 1].find(vl[0]) >= 0),
+                    holds(lambda found: all(found) and len(found) == 300 - len(bad)), label="EventLines")

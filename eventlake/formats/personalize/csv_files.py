@@ -37,7 +37,7 @@ from eventlake.formats.base import (
     first_json_object,
     register_format,
 )
-from eventlake.formats.csv_records import CsvBlock, read_csv_blocks
+from eventlake.formats.csv_records import CsvBlock, first_record_and_lines_before, read_csv_blocks
 from eventlake.formats.personalize.put_items import put_items_products
 from eventlake.io.files import ByteRange, read_blocks, uncompressed_name
 from eventlake.schema import ATTRIBUTES, CATALOG_FIELD_TYPES, USER_INFO, catalog_schema, product_details_type
@@ -61,6 +61,10 @@ class PersonalizeInteractions(EventFormat):
     @classmethod
     def sniff(cls, head: bytes) -> bool:
         return set(REQUIRED) <= csv_header(head)
+
+    def lines_before(self, byte_range: ByteRange) -> int:
+        found = first_record_and_lines_before(byte_range.path, byte_range.start) if byte_range.start > 0 else None
+        return found[1] if found else 0
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
         for block in read_csv_blocks(byte_range, block_bytes, "Amazon Personalize interactions"):
