@@ -1,5 +1,6 @@
-"""Source formats: each module turns raw records of one format into canonical Arrow batches.
+"""Source formats: one module (or small package) per external system.
 
-A format exposes ``parse_block(block: LineBlock) -> (pa.RecordBatch, list[error dict])``; the
-batch has ``PARSED_SCHEMA`` and every line that is not in it is in the error list.
+Each holds all eventlake knows of its system: its event readers (``EventFormat``), its catalog
+readers (``CatalogFormat``) and its rules. ``base`` has the contract and the registry; formats
+register by name, and other packages add theirs through the ``eventlake.formats`` entry points.
 """
