@@ -69,3 +69,37 @@ def test_every_job_runs_on_object_storage(generated, bucket, tmp_path, capsys):
     assert not any(r["visitor_id"] == "v5" for r in rows)
     on_disk = [r for n in names if n.endswith(".parquet") for r in pq.read_table(os.path.join(local, n)).to_pylist()]
     assert len(on_disk) == len(rows)  # superseded objects were deleted: no purged event is left anywhere
+
+
+def test_personalize_files_split_in_ranges_import_from_object_storage(bucket, tmp_path):
+    """A CSV read in byte ranges that start mid-file (the header and the quote count read from
+    the object's start) and an items catalog, both on gs:// or s3://."""
+    from eventlake.config import load_config
+    from eventlake.pipelines.import_events import plan_import, run_import
+
+    rows, bad_lines, line = ["USER_ID,ITEM_ID,TIMESTAMP,NOTE"], [], 2
+    for i in range(4000):
+        note = f'"a, quoted\nnote {i}"' if i % 9 == 0 else "plain"
+        item = "" if i % 400 == 7 else f"{i % 30}"
+        rows.append(f"u{i},{item},{1700000000 + i},{note}")
+        if not item:
+            bad_lines.append(line)
+        line += 2 if i % 9 == 0 else 1
+    (tmp_path / "i.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "items.csv").write_text("ITEM_ID,GENRE\n" + "".join(f"{i},G{i % 3}|X\n" for i in range(30)))
+    upload(tmp_path / "i.csv", f"{bucket}/p/interactions.csv")
+    upload(tmp_path / "items.csv", f"{bucket}/p/items.csv")
+    config = load_config(None, {"format": "auto", "events": [f"{bucket}/p/interactions.csv"],
+                                "catalog_format": "auto", "catalog": f"{bucket}/p/items.csv",
+                                "catalog_field_map": {"GENRE": "categories"}, "store": f"{bucket}/pstore",
+                                "split_bytes": 1 << 16})
+    assert len(plan_import(config).ranges) >= 2
+    s = run_import(config)
+    assert (s.records, s.errors, s.stored, s.joined) == (4000, len(bad_lines), 4000 - len(bad_lines),
+                                                         4000 - len(bad_lines))
+    samples = [json.loads(x)["details"][0] for x in read_all(f"{s.errors_path}/errors.jsonl").splitlines()]
+    assert sorted(d["line"] for d in samples) == bad_lines
+    local = tmp_path / "copy"
+    download_tree(f"{bucket}/pstore", local)
+    stored = stored_rows(local)
+    assert {r["product_details"][0]["product"]["categories"][1] for r in stored} == {"X"}
