@@ -2,16 +2,19 @@
 
 Error samples hold the raw lines of records that were never stored; a visitor's purge must
 reach them too, or ``grep`` finds the purged id in an earlier run's ``errors.jsonl``. A sample
-goes when its record, read leniently, may match the filter: an identifying value (visitorId,
-userId, sessionId) the record cannot be parsed for counts as matched when the raw line holds
-it as a JSON string. Erring towards removal loses a diagnostic line; erring the other way keeps
+goes when its record, read leniently, may match the filter: a Retail record by its fields; any
+other record (another format's, or one that is not JSON) when its raw text holds every
+identifying value (visitorId, userId, sessionId) the filter names, as a JSON string or number
+or as a CSV field. Erring towards removal loses a diagnostic line; erring the other way keeps
 a purged person's data.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
+import re
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -63,17 +66,31 @@ def _sample_matches(event_filter: EventFilter, line: bytes) -> bool:
         record = loads_record(raw_bytes)
     except ValueError:
         record = None
-    if not isinstance(record, dict):
+    if not isinstance(record, dict) or not RETAIL_KEYS & set(record):
+        # Another format's record (a CSV row, an OpenSearch document, a PutEvents body) or no
+        # JSON at all: its fields are not Retail's, so look for the identifying values as whole
+        # tokens of the raw text.
         return _raw_names_identity(event_filter, raw)
     return all(_term_may_match(term, record) for term in event_filter.terms)
 
 
+RETAIL_KEYS = {"eventType", "event_type", "visitorId", "visitor_id"}
+
+
 def _raw_names_identity(event_filter: EventFilter, raw: str) -> bool:
-    """For a line that is not a JSON object: does it quote every identifying value the filter asks for?"""
+    """Does the raw text hold every identifying value the filter asks for, as a JSON string or
+    number or as a CSV field? Terms it cannot judge from text (times, types) count as matched."""
     identities = [t for t in event_filter.terms if isinstance(t, EqualityTerm) and t.field in IDENTIFYING_FIELDS
                   and not t.negated]
-    return bool(identities) and all(
-        any(json.dumps(v) in raw or json.dumps(v, ensure_ascii=False) in raw for v in t.values) for t in identities)
+    if not identities:
+        return False
+    try:
+        fields = set(next(csv.reader([raw.split("\n", 1)[0]]), []))
+    except csv.Error:
+        fields = set()
+    return all(any(json.dumps(v) in raw or json.dumps(v, ensure_ascii=False) in raw or v in fields
+                   or (v.isdigit() and re.search(rf"[:\[,]\s*{v}\s*[,}}\]]", raw)) for v in t.values)
+               for t in identities)
 
 
 def _get(record: dict, *path: str):

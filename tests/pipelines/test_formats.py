@@ -323,3 +323,26 @@ def test_a_large_personalize_csv_is_read_in_ranges_with_absolute_error_lines(tmp
     assert (s["records"], s["errors"], s["stored"]) == (6000, len(bad_lines), 6000 - len(bad_lines))
     samples = [json.loads(x)["details"][0] for x in Path(s["errors_path"], "errors.jsonl").read_text().splitlines()]
     assert sorted(d["line"] for d in samples) == bad_lines
+
+
+def test_a_forced_purge_erases_the_visitor_from_every_formats_error_samples(tmp_path):
+    from tests.formats.test_opensearch import behavior
+    from tests.formats.test_personalize_events import event, request
+
+    (tmp_path / "i.csv").write_text("USER_ID,ITEM_ID,TIMESTAMP\nzed-42,p1,1700000000\nzed-42,,1700000001\n"
+                                    "amy,,1700000002\n")
+    (tmp_path / "b.json").write_text(json.dumps([behavior(user_id="zed-42", reach_time="oops"),
+                                                 behavior(user_id="amy", reach_time="oops"), behavior()]))
+    (tmp_path / "e.jsonl").write_text(json.dumps(request(userId="zed-42", eventList=[event(sentAt="soon")])) + "\n"
+                                      + json.dumps(request(userId="amy", eventList=[event()])) + "\n")
+    make_catalog(tmp_path / "c.json")
+    store = tmp_path / "store"
+    for name in ("i.csv", "b.json", "e.jsonl"):
+        assert main(["import", "--format", "auto", "--events", str(tmp_path / name), "--catalog", str(tmp_path / "c.json"),
+                     "--store", str(store), "--max-error-ratio", "0.9"]) == 0
+    holds = [p for p in store.rglob("*") if p.is_file() and b"zed-42" in p.read_bytes()]
+    assert any("_errors" in str(p) for p in holds)  # its rejected records are in the samples
+    assert main(["purge", "--store", str(store), "--filter", 'visitorId = "zed-42"', "--force"]) == 0
+    assert not [p for p in store.rglob("*") if p.is_file() and b"zed-42" in p.read_bytes()]
+    kept = b"".join(p.read_bytes() for p in store.rglob("errors.jsonl"))
+    assert kept.count(b"amy") == 2  # the other visitor's samples (CSV row, OpenSearch document) stay
