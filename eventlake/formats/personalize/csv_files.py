@@ -37,10 +37,11 @@ from eventlake.formats.base import (
     first_json_object,
     register_format,
 )
+from eventlake.formats.columns import attributes_from_columns, one_product_each, user_info_of
 from eventlake.formats.csv_records import CsvBlock, first_record_and_lines_before, read_csv_blocks
 from eventlake.formats.personalize.put_items import put_items_products
 from eventlake.io.files import ByteRange, read_blocks, uncompressed_name
-from eventlake.schema import ATTRIBUTES, CATALOG_FIELD_TYPES, USER_INFO, catalog_schema, product_details_type
+from eventlake.schema import CATALOG_FIELD_TYPES, catalog_schema
 
 REQUIRED = ("USER_ID", "ITEM_ID", "TIMESTAMP")
 OPTIONAL = ("EVENT_TYPE", "EVENT_VALUE", "IMPRESSION", "RECOMMENDATION_ID")
@@ -178,10 +179,9 @@ def _to_canonical(block: CsvBlock, names: dict[str, str]) -> tuple[pa.RecordBatc
         "event_type": event_types,
         "source_event_type": event_types,
         "visitor_id": users,
-        "user_info": pa.StructArray.from_arrays(
-            [users] + [pa.nulls(len(keep), f.type) for f in list(USER_INFO)[1:]], fields=list(USER_INFO)),
+        "user_info": user_info_of(users),
         "event_time": pc.multiply(seconds.take(take), 1_000_000).cast(pa.timestamp("us", tz="UTC")),
-        "product_details": _one_product(kept(text("ITEM_ID"))),
+        "product_details": one_product_each(kept(text("ITEM_ID"))),
         "event_value": kept(event_value),
         "impression": kept(impression),
         "recommendation_id": recommendation,
@@ -220,35 +220,17 @@ def _rows_with(lists: pa.ListArray, value_mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _one_product(ids: pa.Array) -> pa.Array:
-    """One ``product_details`` entry per row: the interaction's item."""
-    details = product_details_type()
-    entry = details.value_type
-    product = pa.StructArray.from_arrays([ids], fields=list(entry.field("product").type))
-    values = pa.StructArray.from_arrays([product, pa.nulls(len(ids), pa.int64())], fields=list(entry))
-    return pa.ListArray.from_arrays(pa.array(np.arange(len(ids) + 1, dtype=np.int32)), values, type=details)
-
-
 def _attributes(table: pa.Table, metadata: list[str], keep: np.ndarray) -> pa.Array | None:
     """Metadata columns -> ``attributes``: per row, one text attribute per non-empty column,
     its value split at ``|`` (Personalize's separator of categorical values)."""
     if not metadata:
         return None
     take = pa.array(keep, pa.int64())
-    columns = [table.column(name).combine_chunks().take(take) for name in metadata]
-    present = np.stack([_mask(pc.greater(pc.utf8_length(c), 0)) for c in columns], axis=1)  # rows x columns
-    rows, which = np.nonzero(present)  # row-major: each row's attributes in column order
-    counts = np.bincount(rows, minlength=len(keep))
-    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
-    stacked = pa.concat_arrays(columns)
-    values = stacked.take(pa.array(which * len(keep) + rows, pa.int64()))
-    keys = pa.array(np.array(metadata, dtype=object)[which], pa.string())
-    entry = ATTRIBUTES.value_type
-    value_type = entry.field("value").type
-    value = pa.StructArray.from_arrays([pc.split_pattern(values, "|"), pa.nulls(len(values), pa.list_(pa.float64()))],
-                                       fields=list(value_type))
-    entries = pa.StructArray.from_arrays([keys, value], fields=list(entry))
-    return pa.ListArray.from_arrays(pa.array(offsets), entries, type=ATTRIBUTES)
+    columns = []
+    for name in metadata:
+        column = table.column(name).combine_chunks().take(take)
+        columns.append(pc.if_else(pc.equal(pc.utf8_length(column), 0), None, column))  # empty: not given
+    return attributes_from_columns(metadata, columns, separator="|", rows_without_null=False)
 
 
 @register_format
