@@ -97,18 +97,12 @@ class OpenSearchBehavior(EventFormat):
 
     def _read_documents(self, byte_range: ByteRange) -> Iterator[ParsedBlock]:
         """A file that is one JSON array (pretty-printed or not): documents read one by one."""
-        data = _read_whole(byte_range)
-        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-        text = data[bom:].decode("utf-8", "replace")
-        lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
-        byte_offsets = _ByteOffsets(text, bom)
         rows, errors, records = [], [], 0
-        for doc in documents(text):
+        lines, docs = _file_documents(byte_range)
+        for doc, raw, where, problem in docs:
             records += 1
-            raw = text[doc.start:doc.end]
-            where = (byte_range.path, doc.line, byte_offsets.at(doc.start))
-            if doc.problem is not None:
-                errors.append(error_record(*where, "", "INVALID_JSON", _json_hint(doc.problem, raw), raw))
+            if problem is not None:
+                errors.append(error_record(*where, "", "INVALID_JSON", problem, raw))
                 continue
             try:
                 rows.append((doc.line, where[2], raw, self._event(doc.value)))
@@ -164,6 +158,24 @@ class OpenSearchBehavior(EventFormat):
             "seconds": when, "request_id": str(fields["rn"]), "trace_info": trace_info, "event_value": value,
             "fields": fields,  # every field but the mapped ones becomes an attribute
         }
+
+
+def _file_documents(byte_range: ByteRange) -> tuple[int, Iterator]:
+    """A whole file's line count, and each of its documents: the document, its raw text, where
+    it is (file, line, byte offset) and, for one that is not valid JSON, why (with the hint for
+    the vendor's slip)."""
+    data = _read_whole(byte_range)
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    text = data[bom:].decode("utf-8", "replace")
+    offsets = _ByteOffsets(text, bom)
+
+    def each():
+        for doc in documents(text):
+            raw = text[doc.start:doc.end]
+            problem = None if doc.problem is None else _json_hint(doc.problem, raw)
+            yield doc, raw, (byte_range.path, doc.line, offsets.at(doc.start)), problem
+
+    return text.count("\n") + (0 if text.endswith("\n") or not text else 1), each()
 
 
 def _read_whole(byte_range: ByteRange) -> bytes:
@@ -258,17 +270,11 @@ class OpenSearchItems(CatalogFormat):
         return b'"cmd"' in text and b'"fields"' in text and b'"item_id"' in text and b'"bhv_type"' not in text
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[pa.Table, list[dict]]]:
-        data = _read_whole(byte_range)
-        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-        text = data[bom:].decode("utf-8", "replace")
-        offsets = _ByteOffsets(text, bom)
         sources = {**self.DEFAULT_SOURCES, **{field: column for column, field in self.field_map.items()}}
         products, errors = [], []
-        for doc in documents(text):
-            raw = text[doc.start:doc.end]
-            where = (byte_range.path, doc.line, offsets.at(doc.start))
-            if doc.problem is not None:
-                errors.append(error_record(*where, "", "INVALID_JSON", f"catalog: {_json_hint(doc.problem, raw)}", raw))
+        for doc, raw, where, problem in _file_documents(byte_range)[1]:
+            if problem is not None:
+                errors.append(error_record(*where, "", "INVALID_JSON", f"catalog: {problem}", raw))
                 continue
             try:
                 products.append(self._product(doc.value, sources))
