@@ -91,3 +91,16 @@ def bucket(request):
 
     root = request.getfixturevalue("gcs_bucket" if request.param == "gs" else "s3_bucket")
     return f"{root}/{uuid.uuid4().hex[:8]}"
+
+
+def write_interactions(path, n: int, item, note) -> list[int]:
+    """A Personalize interactions CSV of ``n`` rows (``item(i)`` and ``note(i)`` give each row's
+    ITEM_ID and NOTE, a note possibly quoted over several lines); the line each row starts on."""
+    rows, starts, line = ["USER_ID,ITEM_ID,TIMESTAMP,NOTE"], [], 2
+    for i in range(n):
+        text = note(i)
+        rows.append(f"u{i},{item(i)},{1700000000 + i},{text}")
+        starts.append(line)
+        line += 1 + text.count("\n")
+    path.write_text("\n".join(rows) + "\n")
+    return starts

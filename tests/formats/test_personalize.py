@@ -197,16 +197,12 @@ def test_byte_ranges_that_start_mid_file_know_the_header_and_their_first_record(
     """Ranges cut anywhere (inside quoted line breaks too) read every record exactly once, and
     their line numbers, made absolute as the commit step does, are the file's."""
     from eventlake.io.files import source_file, split_ranges
+    from tests.conftest import write_interactions
 
-    lines, expected_lines, line = ["USER_ID,ITEM_ID,TIMESTAMP,NOTE"], [], 2
-    for i in range(120):
-        note = f'"note {i},\nwith ""quotes"" and\na break"' if i % 5 == 0 else f"n{i}"
-        item = "" if i % 17 == 3 else f"i{i}"  # an error every now and then
-        lines.append(f"u{i},{item},{1700000000 + i},{note}")
-        expected_lines.append(line)
-        line += 3 if i % 5 == 0 else 1
     path = tmp_path / "interactions.csv"
-    path.write_text("\n".join(lines) + "\n")
+    expected_lines = write_interactions(
+        path, 120, item=lambda i: "" if i % 17 == 3 else f"i{i}",  # an error every now and then
+        note=lambda i: f'"note {i},\nwith ""quotes"" and\na break"' if i % 5 == 0 else f"n{i}")
     ranges = split_ranges([source_file(str(path))], split_bytes)
     assert len(ranges) > 2
     fmt = get_format("personalize")

@@ -303,16 +303,11 @@ def test_purge_filters_mean_the_same_for_every_format(tmp_path):
 def test_a_large_personalize_csv_is_read_in_ranges_with_absolute_error_lines(tmp_path):
     from eventlake.config import load_config
     from eventlake.pipelines.import_events import plan_import, run_import
+    from tests.conftest import write_interactions
 
-    rows, bad_lines, line = ["USER_ID,ITEM_ID,TIMESTAMP,NOTE"], [], 2
-    for i in range(6000):
-        note = f'"note {i}\nspans two lines"' if i % 7 == 0 else "plain"
-        item = "" if i % 500 == 42 else f"p{i % 40}"
-        rows.append(f"u{i},{item},{1700000000 + i},{note}")
-        if not item:
-            bad_lines.append(line)
-        line += 2 if i % 7 == 0 else 1
-    (tmp_path / "big.csv").write_text("\n".join(rows) + "\n")
+    starts = write_interactions(tmp_path / "big.csv", 6000, item=lambda i: "" if i % 500 == 42 else f"p{i % 40}",
+                                note=lambda i: f'"note {i}\nspans two lines"' if i % 7 == 0 else "plain")
+    bad_lines = [starts[i] for i in range(6000) if i % 500 == 42]
     make_catalog(tmp_path / "c.json")
     config = load_config(None, {"format": "personalize", "events": [str(tmp_path / "big.csv")],
                                 "catalog": str(tmp_path / "c.json"), "store": str(tmp_path / "store"),

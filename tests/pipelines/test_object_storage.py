@@ -76,16 +76,11 @@ def test_personalize_files_split_in_ranges_import_from_object_storage(bucket, tm
     the object's start) and an items catalog, both on gs:// or s3://."""
     from eventlake.config import load_config
     from eventlake.pipelines.import_events import plan_import, run_import
+    from tests.conftest import write_interactions
 
-    rows, bad_lines, line = ["USER_ID,ITEM_ID,TIMESTAMP,NOTE"], [], 2
-    for i in range(4000):
-        note = f'"a, quoted\nnote {i}"' if i % 9 == 0 else "plain"
-        item = "" if i % 400 == 7 else f"{i % 30}"
-        rows.append(f"u{i},{item},{1700000000 + i},{note}")
-        if not item:
-            bad_lines.append(line)
-        line += 2 if i % 9 == 0 else 1
-    (tmp_path / "i.csv").write_text("\n".join(rows) + "\n")
+    starts = write_interactions(tmp_path / "i.csv", 4000, item=lambda i: "" if i % 400 == 7 else f"{i % 30}",
+                                note=lambda i: f'"a, quoted\nnote {i}"' if i % 9 == 0 else "plain")
+    bad_lines = [starts[i] for i in range(4000) if i % 400 == 7]
     (tmp_path / "items.csv").write_text("ITEM_ID,GENRE\n" + "".join(f"{i},G{i % 3}|X\n" for i in range(30)))
     upload(tmp_path / "i.csv", f"{bucket}/p/interactions.csv")
     upload(tmp_path / "items.csv", f"{bucket}/p/items.csv")
