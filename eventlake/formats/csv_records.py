@@ -61,7 +61,8 @@ class CsvBlock:
         return pa.Array.from_buffers(pa.binary(), len(rows), [None, pa.py_buffer(bounds), pa.py_buffer(self.data)])
 
 
-def read_csv_blocks(byte_range: ByteRange, block_bytes: int, file_kind: str) -> Iterator[CsvBlock]:
+def read_csv_blocks(byte_range: ByteRange, block_bytes: int, file_kind: str,
+                    first_record: tuple[int, int] | None = None) -> Iterator[CsvBlock]:
     """The records that start in ``byte_range``, a block at a time.
 
     A range that starts mid-file still knows the header (read from the file's first line) and
@@ -69,7 +70,8 @@ def read_csv_blocks(byte_range: ByteRange, block_bytes: int, file_kind: str) -> 
     a quoted field, found by counting quote characters from the start of the file. Its last
     record is read to its end, past the range if need be; line numbers are relative to the
     range, made absolute by the commit step as for JSON lines. ``file_kind`` names what the
-    file should be, for the message when it has no header.
+    file should be, for the message when it has no header; ``first_record`` is what
+    ``first_record_and_lines_before`` found for this range already, if it was asked.
     """
     end = byte_range.end if byte_range.end >= 0 else None
     with open_source(byte_range.path, byte_range.compression) as handle:
@@ -78,7 +80,8 @@ def read_csv_blocks(byte_range: ByteRange, block_bytes: int, file_kind: str) -> 
         position, line = 0, 1  # of the first byte in ``pending``
         if byte_range.start > 0:
             header = _header(byte_range.path, _first_line(byte_range.path), file_kind)
-            position = _first_record_from(byte_range.path, byte_range.start)
+            found = first_record or first_record_and_lines_before(byte_range.path, byte_range.start)
+            position = None if found is None else found[0]
             if position is None or (end is not None and position >= end):
                 return
             handle.seek(position)
@@ -125,12 +128,6 @@ def _first_line(path: str) -> bytes:
     with open_source(path, "uncompressed") as handle:
         head = handle.readline()
     return head[len(_BOM):] if head.startswith(_BOM) else head
-
-
-def _first_record_from(path: str, start: int, chunk_bytes: int = 8 << 20) -> int | None:
-    """The offset of the first record that starts at or after ``start``. None when there is none."""
-    found = first_record_and_lines_before(path, start, chunk_bytes)
-    return None if found is None else found[0]
 
 
 def first_record_and_lines_before(path: str, start: int, chunk_bytes: int = 8 << 20) -> tuple[int, int] | None:

@@ -63,12 +63,19 @@ class PersonalizeInteractions(EventFormat):
     def sniff(cls, head: bytes) -> bool:
         return set(REQUIRED) <= csv_header(head)
 
+    def __init__(self):
+        self._found: dict[tuple[str, int], tuple[int, int] | None] = {}  # what lines_before read, for read_range
+
     def lines_before(self, byte_range: ByteRange) -> int:
-        found = first_record_and_lines_before(byte_range.path, byte_range.start) if byte_range.start > 0 else None
+        if byte_range.start <= 0:
+            return 0
+        found = first_record_and_lines_before(byte_range.path, byte_range.start)
+        self._found[(byte_range.path, byte_range.start)] = found  # one scan of the prefix serves both
         return found[1] if found else 0
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
-        for block in read_csv_blocks(byte_range, block_bytes, "Amazon Personalize interactions"):
+        found = self._found.pop((byte_range.path, byte_range.start), None)
+        for block in read_csv_blocks(byte_range, block_bytes, "Amazon Personalize interactions", found):
             columns = _columns_by_name(block)
             batch, errors = _to_canonical(block, columns)
             yield ParsedBlock(batch, block.errors + errors, lines=block.lines_spanned, records=block.records)
