@@ -229,7 +229,15 @@ def _kind(value) -> str:
 
 
 def _batch(source: str, rows: list) -> pa.RecordBatch:
-    events = [r[3] for r in rows]
+    """Documents read from a whole file: ``(line, offset, raw text, event)`` each."""
+    raws = pa.array([r[2].encode("utf-8") for r in rows], pa.binary())
+    return _event_batch(source, [r[3] for r in rows], np.array([r[1] for r in rows], dtype=np.int64),
+                        np.array([r[0] for r in rows], dtype=np.int64), raws)
+
+
+def _event_batch(source: str, events: list[dict], offsets: np.ndarray, lines: np.ndarray,
+                 raws: pa.Array) -> pa.RecordBatch:
+    """Checked events (``OpenSearchBehavior._event``) and where each is -> a canonical batch."""
     visitors = pa.array([e["visitor_id"] for e in events], pa.string())
     types = pa.array([e["event_type"] for e in events], pa.string())
     columns = {
@@ -245,9 +253,7 @@ def _batch(source: str, rows: list) -> pa.RecordBatch:
         "trace_info": pa.array([e["trace_info"] for e in events], pa.string()),
         "attributes": attributes_from_records([e["fields"] for e in events], MAPPED),
     }
-    raws = pa.array([r[2].encode("utf-8") for r in rows], pa.binary())
-    return canonical_batch(columns, source, np.array([r[1] for r in rows], dtype=np.int64),
-                           np.array([r[0] for r in rows], dtype=np.int64), raws, OpenSearchBehavior.name)
+    return canonical_batch(columns, source, offsets, lines, raws, OpenSearchBehavior.name)
 
 
 @register_format
@@ -456,11 +462,9 @@ def _attributes_of_children(table: pa.Table, names: list[str]) -> pa.Array:
 
 
 def _slow_batch(block: LineBlock, rows: list) -> pa.RecordBatch:
+    """Events read one by one from lines of ``block``: ``(line index, event)`` each; the
+    events of one line (an array on it) share its raw text."""
     lines = np.array([i for i, _ in rows], dtype=np.int64)
-    batch = _batch(block.source, [(0, 0, "", e) for _, e in rows])
     unique, which = np.unique(lines, return_inverse=True)
     raws = block.records(unique).take(pa.array(which, pa.int64())) if len(rows) else pa.array([], pa.binary())
-    for name, values in (("source_offset", pa.array(block.offsets[lines], pa.int64())),
-                         ("source_line", pa.array(block.line_numbers[lines], pa.int64())), ("source_record", raws)):
-        batch = batch.set_column(batch.schema.get_field_index(name), name, values)
-    return batch
+    return _event_batch(block.source, [e for _, e in rows], block.offsets[lines], block.line_numbers[lines], raws)
