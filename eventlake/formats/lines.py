@@ -48,6 +48,14 @@ class LineBlock:
         bounds = np.append(self.starts[rows], len(self.data)).astype(np.int32)  # blocks are < 2 GiB
         return pa.Array.from_buffers(pa.binary(), len(rows), [None, pa.py_buffer(bounds), pa.py_buffer(self.data)])
 
+    def records_each(self, rows: np.ndarray) -> pa.BinaryArray:
+        """``records`` for rows that may repeat (several records on one line, as in a request
+        body holding several events), in the given (sorted) order: each line's text once."""
+        if not len(rows):
+            return pa.array([], pa.binary())
+        unique, which = np.unique(rows, return_inverse=True)
+        return self.records(unique).take(pa.array(which, pa.int64()))
+
     def only(self, rows: np.ndarray) -> bytes | bytearray:
         """The given lines (sorted indices) in place: from the first to the last, others blanked.
 

@@ -465,6 +465,5 @@ def _slow_batch(block: LineBlock, rows: list) -> pa.RecordBatch:
     """Events read one by one from lines of ``block``: ``(line index, event)`` each; the
     events of one line (an array on it) share its raw text."""
     lines = np.array([i for i, _ in rows], dtype=np.int64)
-    unique, which = np.unique(lines, return_inverse=True)
-    raws = block.records(unique).take(pa.array(which, pa.int64())) if len(rows) else pa.array([], pa.binary())
+    raws = block.records_each(lines)
     return _event_batch(block.source, [e for _, e in rows], block.offsets[lines], block.line_numbers[lines], raws)

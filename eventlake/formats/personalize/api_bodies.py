@@ -254,7 +254,6 @@ def _properties(value, at) -> dict:
 def _batch(block: LineBlock, rows: list) -> pa.RecordBatch:
     events = [e for _, e in rows]
     lines = np.array([i for i, _ in rows], dtype=np.int64)
-    n = len(events)
     users = pa.array([e["user_id"] for e in events], pa.string())
     visitors = pa.array([e["user_id"] or e["session_id"] for e in events], pa.string())
     types = pa.array([e["event_type"] for e in events], pa.string())
@@ -272,9 +271,7 @@ def _batch(block: LineBlock, rows: list) -> pa.RecordBatch:
         "recommendation_id": pa.array([e["recommendation_id"] for e in events], pa.string()),
         "attributes": attributes_from_records([e["attributes"] for e in events], set(), separator="|"),
     }
-    # A line's events share its raw text: take each line's once, then one per event.
-    unique, which = np.unique(lines, return_inverse=True)
-    raws = block.records(unique).take(pa.array(which, pa.int64())) if n else pa.array([], pa.binary())
+    raws = block.records_each(lines)
     return canonical_batch(columns, block.source, block.offsets[lines], block.line_numbers[lines], raws,
                            PersonalizeEvents.name)
 
@@ -367,8 +364,7 @@ def _read_cleared(block: LineBlock) -> tuple[pa.RecordBatch | None, np.ndarray]:
         "attributes": attributes_from_columns(["trackingId"], [column("trackingId").take(owner)]),
     }
     event_lines = parents[keep_events]
-    unique, which = np.unique(event_lines, return_inverse=True)
-    raws = block.records(unique).take(pa.array(which, pa.int64()))
+    raws = block.records_each(event_lines)
     batch = canonical_batch(columns, block.source, block.offsets[event_lines], block.line_numbers[event_lines], raws,
                             PersonalizeEvents.name)
     return batch, lines
