@@ -17,7 +17,15 @@ import sys
 from collections.abc import Mapping
 
 from eventlake import __version__
-from eventlake.config import REJOIN_SCOPES, ConfigError, ImportConfig, PurgeConfig, RejoinConfig, load_config
+from eventlake.config import (
+    REJOIN_SCOPES,
+    ConfigError,
+    ExportConfig,
+    ImportConfig,
+    PurgeConfig,
+    RejoinConfig,
+    load_config,
+)
 
 EXIT_CODES = """exit status: 0 the job did what it was asked (or found nothing to change); 1 it failed and
 the store is as it was; 2 a bad flag or config key; 130 interrupted (Ctrl-C)."""
@@ -60,6 +68,15 @@ VACUUM_DESCRIPTION = f"""Remove every file under the store that no current versi
 purge or rejoin was killed before deleting, data files and _tmp/ scratch of failed or killed
 runs, half-written log temporaries. Files of runs still in progress and error samples are
 kept. Every job does this first by itself; --dry-run lists what would go.
+
+{EXIT_CODES}"""
+
+EXPORT_DESCRIPTION = f"""Export the store's events (all, a --filter of them, or those imported after --since-version)
+as the files a trainer or service ingests: --format personalize (interactions.csv + Avro
+schema, items.csv with --catalog, readiness.json), retail (UserEvent JSON lines), recbole
+(<name>.inter, <name>.item), parquet or csv (flat tables). --split makes train/valid/test files.
+Large exports are sharded (<table>/part-00000-of-00004.csv). Files are staged and published
+only when the run succeeds; a non-empty --output is refused unless --overwrite.
 
 {EXIT_CODES}"""
 
@@ -121,6 +138,24 @@ def _purge_parser(sub) -> None:
     p.add_argument("--config", help="YAML job config (flags override it)")
 
 
+def _export_parser(sub) -> None:
+    p = _job_parser(sub, "export", "write the store's events as a dataset for a trainer or service", EXPORT_DESCRIPTION)
+    p.add_argument("--store", help="event store (Delta Lake table) location")
+    p.add_argument("--format", help="personalize, retail, recbole, parquet or csv")
+    p.add_argument("--output", help="output folder (local, gs:// or s3://)")
+    p.add_argument("--filter", help='only matching events, e.g. \'eventType = (detail-page-view OR purchase-complete)\'')
+    p.add_argument("--catalog", help="product catalog for item files and the readiness check")
+    _catalog_format_flags(p)
+    p.add_argument("--since-version", type=int, help="only events imported after this store version")
+    p.add_argument("--split", help="time:0.8,0.1,0.1 or leave-last:N")
+    p.add_argument("--compression", choices=["gzip"], help="gzip the text files")
+    p.add_argument("--name", help="dataset name for formats that name files by it (RecBole)")
+    p.add_argument("--rows-per-file", type=int, help="about how many events per output file (default 1000000)")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace the files of a non-empty output")
+    p.add_argument("--summary", help="also write the summary JSON here")
+    p.add_argument("--config", help="YAML job config (flags override it)")
+
+
 def _history_parser(sub) -> None:
     p = _job_parser(sub, "history", "list the store's versions: time, job, parameters, counts", HISTORY_DESCRIPTION)
     p.add_argument("--store", required=True, help="event store (Delta Lake table) location")
@@ -132,8 +167,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"eventlake {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Beam's log")
-    sub = parser.add_subparsers(dest="job", required=True, metavar="{import,rejoin,purge,history,vacuum}")
-    for add in (_import_parser, _rejoin_parser, _purge_parser, _history_parser, _vacuum_parser):
+    sub = parser.add_subparsers(dest="job", required=True, metavar="{import,rejoin,purge,export,history,vacuum}")
+    for add in (_import_parser, _rejoin_parser, _purge_parser, _export_parser, _history_parser, _vacuum_parser):
         add(sub)
     return parser, dict(sub.choices)
 
@@ -283,6 +318,10 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
         from eventlake.pipelines.rejoin import run_rejoin
 
         return format_summary(run_rejoin(load_config(args.config, overrides, RejoinConfig), beam_args))
+    if args.job == "export":
+        from eventlake.pipelines.export import run_export
+
+        return format_export(run_export(load_config(args.config, overrides, ExportConfig), beam_args))
     from eventlake.pipelines.purge import run_purge
 
     return format_summary(run_purge(load_config(args.config, overrides, PurgeConfig), beam_args))
@@ -317,6 +356,23 @@ def format_vacuum(summary: Mapping) -> str:
     lines = [format_summary({k: v for k, v in summary.items() if k != "paths"})]
     lines += [f"{verb}  {path}" for path in summary["paths"]]
     return "\n".join(lines)
+
+
+def format_export(summary: Mapping) -> str:
+    """The export summary: counts, then each file written, then the readiness checks."""
+    rows = [(k, summary[k]) for k in ("format", "output", "version", "since_version", "split", "files_total",
+                                      "files_read", "events_read", "events_exported", "events_skipped",
+                                      "rows_written", "catalog_products", "catalog_errors", "seconds")
+            if k in summary and (summary[k] is not None or k == "since_version")]
+    rows += [(f"  skipped: {reason}", n) for reason, n in summary.get("skipped_by_reason", {}).items()]
+    rows += [(f"  part {part}", n) for part, n in summary.get("events_by_part", {}).items()]
+    rows += [(f"  file {name}", "-" if n is None else f"{n} rows") for name, n in summary.get("files_written", {}).items()]
+    readiness = summary.get("readiness") or {}
+    if readiness:
+        rows.append(("readiness", readiness["status"]))
+        rows += [(f"  {c['check']}", f"{c['status']}: {c['value']} ({c['message']})") for c in readiness["checks"]]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {'-' if v is None else v}" for k, v in rows)
 
 
 def format_summary(summary: Mapping) -> str:

@@ -181,6 +181,75 @@ class PurgeConfig(_Checked):
         return self  # the filter is checked by its parser, which says where it is wrong
 
 
+EXPORT_COMPRESSIONS = ("", "gzip")
+
+
+@dataclass
+class ExportConfig(_Checked):
+    """Settings of ``eventlake export`` (the ``export:`` section of a config file)."""
+
+    store: str = ""
+    """The event store to export from."""
+    format: str = ""
+    """The output format: ``personalize``, ``retail``, ``recbole``, ``parquet``, ``csv``, or one a
+    package registers (``eventlake.exports``)."""
+    output: str = ""
+    """The output folder (local, ``gs://`` or ``s3://``); it must be empty unless ``overwrite``."""
+    filter: str = ""
+    """Only events matching this filter (the purge filter language)."""
+    catalog: str = ""
+    """A product catalog for the formats' item files (Personalize ``items.csv``, RecBole ``.item``)
+    and the readiness check that every interaction's item is in it."""
+    catalog_format: str = "auto"
+    """The catalog's format: ``retail``, ``personalize-items``, ``opensearch-items`` or ``auto``."""
+    catalog_field_map: dict[str, str] = field(default_factory=dict)
+    """Catalog source column -> catalog field, as for import."""
+    since_version: int | None = None
+    """Only the events imported after this store version (an incremental export); the summary's
+    ``version`` is the one to pass next time."""
+    split: str = ""
+    """``time:0.8,0.1,0.1`` (cut at global times) or ``leave-last:N`` (per user); empty: no split."""
+    compression: str = ""
+    """``gzip`` for compressed text files (and gzip-coded Parquet); empty: none."""
+    name: str = ""
+    """The dataset name where a format names files by it (RecBole); default the output folder's name."""
+    rows_per_file: int = 1_000_000
+    """About how many events go to one output file before the output is sharded."""
+    overwrite: bool = False
+    """Replace the output folder's files; without it a non-empty output folder is refused."""
+    summary: str = ""
+    """Also write the run summary as JSON here."""
+
+    def check(self) -> ExportConfig:
+        if not self.store:
+            raise ConfigError("store: give the event store location (--store)")
+        if not self.output:
+            raise ConfigError("output: give the output folder (--output)")
+        from eventlake.formats.exporting import export_names
+
+        if self.format not in export_names():
+            raise ConfigError(f"format: {'unknown export format ' + repr(self.format) if self.format else 'give the output format'}"
+                              f" (--format); known: {', '.join(export_names())}")
+        if self.compression not in EXPORT_COMPRESSIONS:
+            raise ConfigError(f"compression: {self.compression!r} is not one of gzip or none")
+        if self.since_version is not None and self.since_version < -1:
+            raise ConfigError("since_version: must be a store version (0 or more)")
+        if self.rows_per_file < 1:
+            raise ConfigError("rows_per_file: must be at least 1")
+        if self.split:
+            from eventlake.transforms.split import SplitError, parse_split
+
+            try:
+                parse_split(self.split)
+            except SplitError as exc:
+                raise ConfigError(str(exc)) from None
+        if self.catalog:
+            _check_catalog_format(self.catalog_format, self.catalog_field_map)
+        if self.output.rstrip("/").count("/") < (3 if "://" in self.output else 0):
+            raise ConfigError(f"output: {self.output} is a bucket; give a folder inside it")
+        return self
+
+
 def _check_catalog_format(name: str, field_map: dict[str, str]) -> None:
     from eventlake.formats.base import catalog_format_names
 
@@ -193,7 +262,7 @@ def _check_catalog_format(name: str, field_map: dict[str, str]) -> None:
                               f"from {', '.join(CATALOG_FIELD_TYPES)}")
 
 
-SECTIONS = {ImportConfig: "import", RejoinConfig: "rejoin", PurgeConfig: "purge"}
+SECTIONS = {ImportConfig: "import", RejoinConfig: "rejoin", PurgeConfig: "purge", ExportConfig: "export"}
 
 
 def load_config(path: str | None, overrides: dict, kind: type = ImportConfig):
@@ -239,7 +308,7 @@ def _without_file_scheme(path: str) -> str:
     return urllib.parse.unquote(parsed.path)
 
 
-PATH_SETTINGS = {"events", "catalog", "store", "errors", "summary"}
+PATH_SETTINGS = {"events", "catalog", "store", "errors", "summary", "output"}
 
 
 def _relative_to(config_path: str, value):

@@ -129,6 +129,20 @@ class EventFilter:
             out = out & part
         return out
 
+    @property
+    def columns(self) -> list[str]:
+        """The stored columns the filter reads."""
+        out = set()
+        for term in self.terms:
+            if isinstance(term, TimeTerm):
+                out.add("event_time")
+            elif isinstance(term, EqualityTerm):
+                column = EQUALITY_FIELDS[term.field] or "product_details"
+                out.add(column[0] if isinstance(column, tuple) else column)
+            else:
+                out.add("joined")
+        return sorted(out)
+
     def matches(self, table: pa.Table) -> np.ndarray:
         """Boolean mask of the rows the filter selects."""
         if not len(table):

@@ -151,7 +151,32 @@ class VacuumSummary(Summary):
     paths: list = field(default_factory=list)
 
 
-BY_JOB: dict[str, type[Summary]] = {c.job: c for c in (ImportSummary, RejoinSummary, PurgeSummary, VacuumSummary)}
+@dataclass(frozen=True)
+class ExportSummary(Summary):
+    """``eventlake export``: what was read, written where, and left out and why. ``version`` is
+    the store version exported: the next incremental run passes it as ``since_version``."""
+
+    job: ClassVar[str] = "export"
+    format: str = ""
+    output: str = ""
+    since_version: int | None = None
+    split: str | None = None
+    files_total: int = 0
+    files_read: int = 0
+    events_read: int = 0
+    events_exported: int = 0
+    events_skipped: int = 0
+    skipped_by_reason: dict = field(default_factory=dict)
+    events_by_part: dict = field(default_factory=dict)
+    rows_written: int = 0
+    files_written: dict = field(default_factory=dict)
+    catalog_products: int | None = None
+    catalog_errors: int = 0
+    readiness: dict = field(default_factory=dict)
+
+
+BY_JOB: dict[str, type[Summary]] = {c.job: c for c in (ImportSummary, RejoinSummary, PurgeSummary, VacuumSummary,
+                                                        ExportSummary)}
 
 
 def summary_of(job: str, values: Mapping[str, Any]) -> Summary:
@@ -159,4 +184,4 @@ def summary_of(job: str, values: Mapping[str, Any]) -> Summary:
     return BY_JOB.get(job, Summary).from_dict(values)
 
 
-__all__ = ["BY_JOB", "ImportSummary", "PurgeSummary", "RejoinSummary", "Summary", "VacuumSummary", "summary_of"]
+__all__ = ["BY_JOB", "ExportSummary", "ImportSummary", "PurgeSummary", "RejoinSummary", "Summary", "VacuumSummary", "summary_of"]

@@ -22,6 +22,10 @@ from eventlake.io.files import read_all
 from eventlake.io.object_store import CommitConflict, put_if_absent
 
 LOG_DIR = "_delta_log"
+# Add-action tag naming the store version whose import brought a data file's rows in. Rejoin and
+# purge copy it to the files they write, so an incremental export can tell new events from old
+# ones merely rewritten.
+IMPORTED_VERSION_TAG = "imported_version"
 MAX_COMMIT_ATTEMPTS = 10  # a job that loses this many races in a row gives up
 
 
@@ -81,20 +85,45 @@ def read_snapshot(store: str, version: int | None = None) -> Snapshot:
 
 
 def _apply(snapshot: Snapshot, text: bytes, version: int) -> None:
+    added, gone, job = [], [], None
     for line in text.splitlines():
         if not line.strip():
             continue
         action = json.loads(line)
         if "add" in action:
-            snapshot.files[action["add"]["path"]] = action["add"]
-            snapshot.removed.discard(action["add"]["path"])
+            added.append(action["add"])
         elif "remove" in action:
-            snapshot.files.pop(action["remove"]["path"], None)
+            gone.append(snapshot.files.pop(action["remove"]["path"], None) or action["remove"])
             snapshot.removed.add(action["remove"]["path"])
         elif "metaData" in action:
             snapshot.metadata = action["metaData"]
         elif "commitInfo" in action:
             snapshot.history.append((version, action["commitInfo"]))
+            job = action["commitInfo"].get("eventlake", {}).get("job")
+    for add in added:
+        if IMPORTED_VERSION_TAG not in add.get("tags", {}):
+            _infer_imported_version(add, version, job, gone)
+        snapshot.files[add["path"]] = add
+        snapshot.removed.discard(add["path"])
+
+
+def _infer_imported_version(add: dict, version: int, job: str | None, gone: list[dict]) -> None:
+    """Tag a file written before files carried ``imported_version``: an import's own files came
+    in with it; a rewrite replaced each file by one of the same date, so when every file it
+    removed from that date came from one import, so did the new file. Otherwise it stays unknown."""
+    if job == "import" or job is None and not gone:
+        found = {version}
+    else:
+        date = add.get("partitionValues", {})
+        found = {g.get("tags", {}).get(IMPORTED_VERSION_TAG) for g in gone if g.get("partitionValues", {}) == date}
+    if len(found) == 1 and None not in found:
+        add.setdefault("tags", {})[IMPORTED_VERSION_TAG] = str(found.pop())
+
+
+def imported_version(add: dict) -> int | None:
+    """The version whose import brought the file's rows into the store (None: the log cannot tell)."""
+    value = add.get("tags", {}).get(IMPORTED_VERSION_TAG)
+    return None if value is None else int(value)
 
 
 def commit(store: str, version: int, actions: list[dict]) -> None:

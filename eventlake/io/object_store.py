@@ -100,6 +100,24 @@ def delete_paths(paths: list[str]) -> None:
                 pass
 
 
+def move_object(source: str, target: str) -> None:
+    """Move one file: a rename on local disk, a server-side copy and a delete on object storage."""
+    if scheme(source) == "gs":
+        bucket, key = _bucket_and_key(source)
+        target_bucket, target_key = _bucket_and_key(target)
+        client = _gcs_client()
+        client.bucket(bucket).copy_blob(client.bucket(bucket).blob(key), client.bucket(target_bucket), target_key)
+        delete_paths([source])
+    elif scheme(source) == "s3":
+        bucket, key = _bucket_and_key(source)
+        target_bucket, target_key = _bucket_and_key(target)
+        _s3_client().copy_object(Bucket=target_bucket, Key=target_key, CopySource={"Bucket": bucket, "Key": key})
+        delete_paths([source])
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(source, target)
+
+
 def list_tree(root: str) -> dict[str, tuple[int, float]]:
     """Every file under ``root`` (recursively): path relative to ``root`` -> (size, modified time)."""
     from apache_beam.io.filesystems import FileSystems

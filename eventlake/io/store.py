@@ -22,7 +22,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from eventlake.io.delta_log import join_path
+from eventlake.io.delta_log import IMPORTED_VERSION_TAG, join_path
 from eventlake.io.object_store import delete_paths, is_missing
 from eventlake.schema import PARTITION_COLUMN
 
@@ -54,6 +54,7 @@ class WrittenFile:
     by_event_type: dict = field(default_factory=dict)
     min_time: int = 0  # microseconds since the epoch
     max_time: int = 0
+    imported_version: int | None = None  # the import that brought the rows in; set when it commits
 
     def count(self, table: pa.Table) -> None:
         """Add a written slice's rows, joins, event types and time range to this file's counts."""
@@ -82,7 +83,8 @@ class WrittenFile:
                 "dataChange": True,
                 "stats": json.dumps(stats, separators=(",", ":")),
                 # Delta keeps no min/max for booleans; rejoin and purge skip files by this count.
-                "tags": {"joined_rows": str(self.joined)},
+                "tags": {"joined_rows": str(self.joined),
+                         **({} if self.imported_version is None else {IMPORTED_VERSION_TAG: str(self.imported_version)})},
             }
         }
 

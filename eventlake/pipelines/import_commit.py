@@ -120,6 +120,8 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         if not snapshot.exists:
             schema = table_schema(plan.catalog_fields)
             actions += [delta_log.protocol_action(), delta_log.metadata_action(schema, [PARTITION_COLUMN])]
+        for f in written:
+            f.imported_version = snapshot.version + 1
         actions += [f.add_action() for f in written if f.rows]
         actions.append(_commit_info(plan, summary, snapshot.version + 1))
         fault_point("import-before-commit")

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.config import PurgeConfig
-from eventlake.filters import EQUALITY_FIELDS, EqualityTerm, EventFilter, FilterError, TimeTerm, parse_filter
+from eventlake.filters import EventFilter, FilterError, parse_filter
 from eventlake.io.store import UNTYPED, delete_files
 from eventlake.pipelines.purge_samples import purge_error_samples
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
@@ -67,16 +67,7 @@ class PurgeRows:
 
 def filter_columns(event_filter: EventFilter) -> list[str]:
     """The stored columns the filter reads (and ``event_type``, for the breakdown)."""
-    columns = {"event_type"}
-    for term in event_filter.terms:
-        if isinstance(term, TimeTerm):
-            columns.add("event_time")
-        elif isinstance(term, EqualityTerm):
-            column = EQUALITY_FIELDS[term.field] or "product_details"
-            columns.add(column[0] if isinstance(column, tuple) else column)
-        else:
-            columns.add("joined")
-    return sorted(columns)
+    return sorted({"event_type", *event_filter.columns})
 
 
 class _PurgeFilesFn(RewriteFilesFn):

@@ -63,6 +63,14 @@ class ProductIndex:
         return -1
 
 
+def hash_strings(ids: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each string (null hashes as empty): to spread keys over buckets."""
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    width = max(int(pc.max(pc.fill_null(pc.binary_length(ids), 0)).as_py() or 0), 1)
+    padded, lengths = _fixed_width(ids, width)
+    return _hash(padded) ^ lengths.astype(np.uint64)
+
+
 def _hash(padded: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each fixed-width byte string, eight bytes at a time."""
     width = padded.dtype.itemsize

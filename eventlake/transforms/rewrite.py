@@ -13,6 +13,7 @@ from typing import Protocol
 import apache_beam as beam
 import pyarrow as pa
 
+from eventlake.io.delta_log import imported_version
 from eventlake.io.store import WrittenFile, new_file_path, read_columns, rewrite_file
 from eventlake.schema import PARTITION_COLUMN
 
@@ -56,7 +57,8 @@ def change_store_file(store: str, run_id: str, add: dict, change: RowChange, wri
     result = FileChange(add, change.inspect(table))
     if write and result.changed:
         date = add.get("partitionValues", {}).get(PARTITION_COLUMN)
-        result.new = rewrite_file(store, add["path"], WrittenFile(new_file_path(date, run_id), date), change.apply)
+        new = WrittenFile(new_file_path(date, run_id), date, imported_version=imported_version(add))
+        result.new = rewrite_file(store, add["path"], new, change.apply)
     return result
 
 
