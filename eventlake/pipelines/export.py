@@ -24,6 +24,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from eventlake.config import ExportConfig
+from eventlake.faults import fault_point
 from eventlake.filters import FilterError, parse_filter
 from eventlake.formats.exporting import ExportFormat, ExportOptions, ExportTable, export_class
 from eventlake.io.delta_log import join_path
@@ -236,6 +237,7 @@ class _WriteShardFn(beam.DoFn):
             rows = writer.close()
             if rows:
                 result.pieces[key] = (writer.path, rows)
+        fault_point("export-shard-written")
         yield result
 
     def _parts_of(self, survey, held_out):
@@ -297,7 +299,7 @@ class _FinishExportFn(beam.DoFn):
                 written[target] = sum(rows for _, rows in pieces)
                 continue
             for i, (path, rows) in enumerate(pieces):
-                target = f"{base}{table.extension}{suffix}" if len(pieces) == 1 else \
+                target = f"{base}{table.extension}{suffix}" if len(plan.shards) == 1 else \
                     f"{base}/part-{i:05d}-of-{len(pieces):05d}{table.extension}{suffix}"
                 move_object(path, join_path(plan.staged, target))
                 written[target] = rows
@@ -457,8 +459,10 @@ def execute_export(plan: ExportPlan, pipeline_args: list[str] | None = None) -> 
         summary = json.loads(read_all(join_path(plan.scratch, "summary.json")))
         if "://" not in plan.staged:
             os.makedirs(plan.staged, exist_ok=True)  # an export of no event still publishes its side files
+        fault_point("export-before-publish")
         try:
-            publish(plan.staged, plan.output, plan.config.overwrite)
+            marker = {k: summary[k] for k in ("run_id", "format", "version", "since_version", "rows_written")}
+            publish(plan.staged, plan.output, plan.config.overwrite, (json.dumps(marker) + "\n").encode())
         except FileExistsError:
             raise JobError(f"the output {plan.output} was written by another run meanwhile; nothing was "
                            "published (give --overwrite to replace it)") from None

@@ -135,8 +135,10 @@ def read_file_batches(store: str, add: dict, schema: pa.Schema, event_filter: Ev
     A column the file lacks (one added to the store after the file was written) reads as null;
     the partition column comes from the log. ``StoreChanged`` when the file is gone.
     """
-    if since_version is not None and (imported_version(add) or -1) <= since_version:
-        return
+    if since_version is not None:
+        brought_in = imported_version(add)
+        if brought_in is None or brought_in <= since_version:
+            return
     path = join_path(store, add["path"])
     date = add.get("partitionValues", {}).get(PARTITION_COLUMN)
     wanted = [n for n in schema.names if n != PARTITION_COLUMN]
