@@ -4,12 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from eventlake.config import SECTIONS, ConfigError, ImportConfig, PurgeConfig, RejoinConfig, load_config
+from eventlake.config import SECTIONS, ConfigError, ExportConfig, ImportConfig, PurgeConfig, RejoinConfig, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name, kind", [("import", ImportConfig), ("rejoin", RejoinConfig), ("purge", PurgeConfig)])
+@pytest.mark.parametrize("name, kind", [("import", ImportConfig), ("rejoin", RejoinConfig), ("purge", PurgeConfig),
+                                        ("export", ExportConfig)])
 def test_each_ready_config_loads(name, kind):
     config = load_config(str(CONFIGS / f"{name}.yaml"), {}, kind)
     assert isinstance(config, kind) and config.store == str(CONFIGS.parent / "out" / "store")
@@ -70,3 +71,18 @@ def test_config_construction_refuses_what_the_flags_refuse():
     with pytest.raises(ConfigError, match="catalog_field_map: GENRE maps to 'genre'"):
         ImportConfig(events=["a"], catalog="c", store="s", catalog_field_map={"GENRE": "genre"})
     assert ImportConfig(events=["a"], catalog="c", store="s", max_error_ratio=1).max_error_ratio == 1.0
+
+
+def test_the_export_config_exports_the_demo_store(tmp_path):
+    """import.yaml then export.yaml, as the config's comment says (stores redirected)."""
+    import json
+
+    from eventlake.cli import main
+
+    assert main(["import", "--config", str(CONFIGS / "import.yaml"), "--store", str(tmp_path / "store")]) == 0
+    code = main(["export", "--config", str(CONFIGS / "export.yaml"), "--store", str(tmp_path / "store"),
+                 "--output", str(tmp_path / "out"), "--summary", str(tmp_path / "s.json")])
+    assert code == 0
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["events_read"] == 3 and s["format"] == "personalize"
+    assert (tmp_path / "out" / "readiness.json").exists() and (tmp_path / "out" / "items.csv").exists()

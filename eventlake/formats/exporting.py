@@ -69,8 +69,8 @@ class ExportFormat(abc.ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    columns: ClassVar[tuple[str, ...]]  # the stored columns ``convert`` reads
-    survey_columns: ClassVar[tuple[str, ...]] = ()
+    columns: ClassVar[tuple[str, ...]]  # the stored columns ``convert`` reads (``a.b``: part of one)
+    survey_columns: ClassVar[tuple[str, ...]] = ()  # top-level columns whose presence shapes the output
     uses_catalog: ClassVar[bool] = False  # writes an items file from --catalog
     item_id_columns: ClassVar[dict[str, str]] = {}  # table -> its item id column, checked against --catalog
 
@@ -78,8 +78,9 @@ class ExportFormat(abc.ABC):
         self.options = options or ExportOptions()
 
     def survey(self, batch: pa.RecordBatch) -> set[str]:
-        """Markers for what this batch holds (``survey_columns`` only); united over the export."""
-        return set()
+        """The ``survey_columns`` that hold a value in this batch; united over the export. (Without
+        a filter the job reads this off the Parquet footers' null counts instead.)"""
+        return {c for c in self.survey_columns if batch.column(c).null_count < len(batch)}
 
     @abc.abstractmethod
     def tables(self, survey: set[str]) -> list[ExportTable]:
@@ -93,12 +94,14 @@ class ExportFormat(abc.ABC):
         """Files made from the catalog (``id`` and the catalog fields), when ``uses_catalog``."""
         return []
 
-    def observe(self, converted: Converted) -> dict:
-        """Numbers about one shard's rows for ``finish`` (the readiness report), merged by ``merge``."""
-        return {}
+    def observe(self, converted: Converted, observed: dict) -> dict:
+        """``observed`` (numbers for ``finish``'s report, ``{}`` at first) with one batch's rows
+        counted in; a shard folds its batches in turn, so a count can stop once it has decided."""
+        return observed
 
     def merge(self, a: dict, b: dict) -> dict:
-        return {}
+        """Two shards' ``observed`` as one."""
+        return a or b
 
     def finish(self, survey: set[str], observed: dict, catalog: pa.Table | None,
                item_ids_missing: int | None) -> tuple[dict[str, bytes], dict]:
@@ -152,7 +155,7 @@ def export_class(name: str) -> type[ExportFormat]:
 def user_ids(batch: pa.RecordBatch) -> pa.Array:
     """The user an event belongs to: ``user_info.user_id``, else ``visitor_id``."""
     user = pc.struct_field(batch.column("user_info"), "user_id")
-    return pc.coalesce(user, batch.column("visitor_id"))
+    return pc.coalesce(user, batch.column("visitor_id")) if len(batch) else batch.column("visitor_id")
 
 
 def epoch_seconds(times: pa.Array) -> pa.Array:
@@ -163,17 +166,24 @@ def epoch_seconds(times: pa.Array) -> pa.Array:
     return pa.array(seconds, pa.int64(), mask=micros.is_null().to_numpy(zero_copy_only=False) if micros.null_count else None)
 
 
-def per_product(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.Array, pa.Array, np.ndarray, np.ndarray]:
-    """One row per event and product: the events repeated, their product structs and
-    quantities, each row's event (its index in ``batch``), and a mask of the events that name
-    no product."""
+def per_product(batch: pa.RecordBatch, columns: list[str] | None = None
+                ) -> tuple[pa.RecordBatch, pa.Array, pa.Array, np.ndarray, np.ndarray]:
+    """One row per event and product: the events' ``columns`` (default all) repeated, their
+    product structs and quantities, each row's event (its index in ``batch``), and a mask of
+    the events that name no product."""
     details = batch.column("product_details")
+    rows = batch.select(columns) if columns is not None else batch
     parents = pc.list_parent_indices(details).to_numpy() if len(details) else np.zeros(0, np.int64)
     flat = pc.list_flatten(details)
     lengths = pc.fill_null(pc.list_value_length(details), 0).to_numpy(zero_copy_only=False)
     products = pc.struct_field(flat, "product") if len(flat) else pa.nulls(0, details.type.value_type.field("product").type)
-    quantity = pc.struct_field(flat, "quantity") if len(flat) else pa.nulls(0, pa.int64())
-    return batch.take(pa.array(parents, pa.int64())), products, quantity, parents, lengths == 0
+    has_quantity = details.type.value_type.get_field_index("quantity") >= 0  # a reader may leave it out
+    quantity = pc.struct_field(flat, "quantity") if len(flat) and has_quantity else pa.nulls(len(flat), pa.int64())
+    if len(parents) == len(batch):  # one product each, the common case: no copy
+        return rows, products, quantity, parents, lengths == 0
+    if (lengths <= 1).all():  # none or one: a filter, a tenth of the time of a take
+        return rows.filter(pa.array(lengths == 1)), products, quantity, parents, lengths == 0
+    return rows.take(pa.array(parents, pa.int64())), products, quantity, parents, lengths == 0
 
 
 def joined_text(lists: pa.Array, separator: str) -> pa.Array:

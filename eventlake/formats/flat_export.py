@@ -23,7 +23,8 @@ from eventlake.formats.exporting import (
 EVENT_COLUMNS = ("event_id", "event_type", "source_event_type", "visitor_id", "session_id", "event_time",
                  "event_value", "search_query", "page_categories", "impression", "recommendation_id", "request_id",
                  "attribution_token", "cart_id", "uri", "joined", "source_format", "event_date")
-READ_COLUMNS = (*EVENT_COLUMNS, "user_info", "product_details", "purchase_transaction")
+READ_COLUMNS = (*EVENT_COLUMNS, "user_info.user_id", "product_details", "purchase_transaction.id",
+                "purchase_transaction.revenue", "purchase_transaction.currency_code")
 
 
 class _FlatExport(ExportFormat):

@@ -34,18 +34,15 @@ class RecBoleExport(ExportFormat):
 
     name = "recbole"
     description = "RecBole atomic files: <name>.inter, <name>.item"
-    columns = ("event_type", "source_event_type", "visitor_id", "user_info", "event_time", "product_details",
-               "event_value")
+    columns = ("event_type", "source_event_type", "visitor_id", "user_info.user_id", "event_time",
+               "product_details.product.id", "event_value")
     survey_columns = ("event_value",)
     uses_catalog = True
     item_id_columns = {"inter": "item_id:token"}
 
-    def survey(self, batch: pa.RecordBatch) -> set[str]:
-        return {"rating"} if batch.column("event_value").null_count < len(batch) else set()
-
     def _inter_columns(self, survey: set[str]) -> list[str]:
         return ["user_id:token", "item_id:token", "timestamp:float", "event_type:token"] + \
-            (["rating:float"] if "rating" in survey else [])
+            (["rating:float"] if "event_value" in survey else [])
 
     def tables(self, survey: set[str]) -> list[ExportTable]:
         header = "\t".join(self._inter_columns(survey))
@@ -53,7 +50,8 @@ class RecBoleExport(ExportFormat):
 
     def convert(self, batch: pa.RecordBatch, survey: set[str]) -> Converted:
         out = Converted()
-        rows, products, _, _, no_product = per_product(batch)
+        rows, products, _, _, no_product = per_product(batch, ["visitor_id", "user_info", "event_time", "event_type",
+                                                               "source_event_type", "event_value"])
         out.skipped["no item id"] = int(no_product.sum())
         values = {"user_id:token": token(user_ids(rows)), "item_id:token": token(pc.struct_field(products, "id")),
                   "timestamp:float": epoch_seconds(rows.column("event_time")),

@@ -32,7 +32,8 @@ class RetailExport(ExportFormat):
 
     name = "retail"
     description = "Google Cloud Retail UserEvent JSON lines (proto3 JSON)"
-    columns = tuple(f.name for f in EVENT_FIELDS)
+    columns = tuple(f.name for f in EVENT_FIELDS if f.name != "product_details") + (
+        "product_details.product.id", "product_details.quantity")
 
     def __init__(self, options=None):
         super().__init__(options)

@@ -58,6 +58,7 @@ from eventlake.transforms.read_store import (
     StoreReadError,
     StoreSelection,
     columns_schema,
+    columns_with_values,
     read_file_batches,
     select_files,
 )
@@ -142,6 +143,11 @@ class _SurveyFn(beam.DoFn):
 
     def process(self, add: dict):
         markers, histogram = set(), None
+        if self._filter is None and self._histogram is None:
+            found = columns_with_values(self._plan.selection.store, add, set(self._exporter.survey_columns))
+            if found is not None:
+                yield found, None
+                return
         for batch in read_file_batches(self._plan.selection.store, add, self._schema, self._filter,
                                        self._plan.config.since_version):
             markers |= self._exporter.survey(batch)
@@ -218,7 +224,7 @@ class _WriteShardFn(beam.DoFn):
                         converted = exporter.convert(piece, markers)
                         result.skipped.update({k: v for k, v in converted.skipped.items() if v})
                         result.by_part[part or "all"] += len(piece) - sum(converted.skipped.values())
-                        result.observed = exporter.merge(result.observed, exporter.observe(converted))
+                        result.observed = exporter.observe(converted, result.observed)
                         for name, rows in converted.rows.items():
                             table = tables[name]
                             key = (name, part if table.split else None)
@@ -428,7 +434,7 @@ def run_export(config: ExportConfig, pipeline_args: list[str] | None = None) -> 
     """Export as ``config`` says; read the store again when a concurrent job removed a file."""
     output = absolute(config.output)
     prepare_run(pipeline_args or [], [config.store, config.output, config.summary, config.catalog])
-    check_outputs(config.store, dirs={"output": config.output}, files={"summary": config.summary})
+    check_outputs("", dirs={"output": config.output}, files={"summary": config.summary})  # the store is only read
     if existing_output(output) and not config.overwrite:
         raise JobError(f"the output {output} is not empty; give --overwrite to replace its files")
     for attempt in range(_READ_AGAIN_ATTEMPTS):

@@ -35,6 +35,7 @@ from eventlake.schema import (
 
 _KNOWN_FIELDS = {f.name: f for f in [*EVENT_FIELDS, *ORIGIN_FIELDS, *JOIN_FIELDS, FINGERPRINT_FIELD, FORMAT_FIELD]}
 _PARTITION_FIELD = pa.field(PARTITION_COLUMN, pa.date32())
+BATCH_ROWS = 131_072  # rows of one batch the reader gives
 
 
 class StoreReadError(RuntimeError):
@@ -82,16 +83,62 @@ def _product_details_type(delta_type: dict) -> pa.DataType:
 
 def columns_schema(store_schema: pa.Schema, names) -> pa.Schema:
     """``names`` as Arrow fields: the store's own, or the canonical type of a column the store
-    does not have yet (such a column reads as null)."""
+    does not have yet (such a column reads as null).
+
+    A dotted name (``product_details.product.id``) reads only that part of a nested column:
+    the column keeps its shape with the other fields left out. Reading a product's id alone
+    took a thirtieth of the time of reading whole products with their catalog fields.
+    """
+    parts: dict[str, list[list[str]]] = {}
+    for name in names:
+        top, *rest = name.split(".")
+        parts.setdefault(top, []).append(rest)
     out = []
-    for name in dict.fromkeys(names):
-        if name in store_schema.names:
-            out.append(store_schema.field(name))
-        elif name in _KNOWN_FIELDS:
-            out.append(_KNOWN_FIELDS[name])
+    for top, paths in parts.items():
+        if top in store_schema.names:
+            field = store_schema.field(top)
+        elif top in _KNOWN_FIELDS:
+            field = _KNOWN_FIELDS[top]
         else:
-            raise StoreReadError(f"columns: the store has no column {name!r}; it has {', '.join(store_schema.names)}")
+            raise StoreReadError(f"columns: the store has no column {top!r}; it has {', '.join(store_schema.names)}")
+        if all(paths):
+            try:
+                field = field.with_type(_narrowed(field.type, paths))
+            except KeyError as exc:
+                raise StoreReadError(f"columns: the column {top!r} has no field {exc.args[0]!r}") from None
+        out.append(field)
     return pa.schema(out)
+
+
+def _narrowed(data_type: pa.DataType, paths: list[list[str]]) -> pa.DataType:
+    """``data_type`` with only the struct fields ``paths`` lead to (lists are passed through)."""
+    if pa.types.is_list(data_type):
+        return pa.list_(pa.field(data_type.value_field.name, _narrowed(data_type.value_type, paths)))
+    if not pa.types.is_struct(data_type):
+        return data_type
+    if any(not p for p in paths):
+        return data_type  # the whole of this struct is wanted
+    fields = []
+    for i in range(data_type.num_fields):
+        child = data_type.field(i)
+        below = [p[1:] for p in paths if p[0] == child.name]
+        if below:
+            fields.append(child.with_type(_narrowed(child.type, below)))
+    missing = {p[0] for p in paths} - {f.name for f in fields}
+    if missing:
+        raise KeyError(sorted(missing)[0])
+    return pa.struct(fields)
+
+
+def _parquet_paths(field: pa.Field, prefix: str = "") -> list[str]:
+    """The Parquet leaf paths of a (narrowed) field, as ``read_row_group`` takes them."""
+    name = prefix + field.name
+    data_type = field.type
+    if pa.types.is_list(data_type):
+        return _parquet_paths(pa.field("element", data_type.value_type), name + ".list.")
+    if pa.types.is_struct(data_type):
+        return [p for i in range(data_type.num_fields) for p in _parquet_paths(data_type.field(i), name + ".")]
+    return [name]
 
 
 def select_files(store: str, event_filter: EventFilter | None = None, version: int | None = None,
@@ -107,10 +154,10 @@ def select_files(store: str, event_filter: EventFilter | None = None, version: i
         raise StoreReadError(f"the store {store} has no version {version} (its latest is {snapshot.version})")
     schema = table_columns(snapshot)
     if columns is not None:
-        unknown = [c for c in columns if c not in schema.names]
+        unknown = [c for c in columns if c.split(".")[0] not in schema.names]
         if unknown:
             raise StoreReadError(f"columns: the store has no column {unknown[0]!r}; it has {', '.join(schema.names)}")
-        schema = pa.schema([schema.field(c) for c in columns])
+        schema = columns_schema(schema, columns)
     files = sorted(snapshot.files.values(), key=lambda a: (a.get("partitionValues", {}).get(PARTITION_COLUMN) or "",
                                                            a["path"]))
     chosen = files
@@ -152,17 +199,83 @@ def read_file_batches(store: str, add: dict, schema: pa.Schema, event_filter: Ev
     with handle:
         parquet = pq.ParquetFile(pa.PythonFile(handle, mode="r"))
         present = set(parquet.schema_arrow.names)
-        needed = event_filter.columns if event_filter is not None else []
-        read = [n for n in dict.fromkeys([*wanted, *needed]) if n in present]
-        for group in range(parquet.num_row_groups):
-            if event_filter is not None and not _row_group_may_match(parquet.metadata.row_group(group), event_filter):
-                continue
-            table = parquet.read_row_group(group, columns=read)
+        needed = [n for n in (event_filter.columns if event_filter is not None else []) if n not in wanted]
+        read = []
+        for name in wanted:
+            if name in present:
+                read += _parquet_paths(schema.field(name))
+        read += [n for n in needed if n in present]
+        groups = [g for g in range(parquet.num_row_groups)
+                  if event_filter is None or _row_group_may_match(parquet.metadata.row_group(g), event_filter)]
+        for chunk in _chunks(parquet.metadata, groups):
+            # A column with no value in these row groups is not read (it reads as null, and an
+            # empty list as null too): a third of an export's reading was of such columns.
+            empty = set.intersection(*(_valueless_columns(parquet.metadata.row_group(g)) for g in chunk))
+            table = parquet.read_row_groups(chunk, columns=[p for p in read if p.split(".")[0] not in empty])
             if event_filter is not None:
                 table = table.filter(pa.array(event_filter.matches(table)))
             if not len(table):
                 continue
-            yield _conform(table, schema, date)
+            batch = _conform(table, schema, date)
+            for start in range(0, len(batch), BATCH_ROWS):
+                yield batch.slice(start, BATCH_ROWS)
+
+
+def _chunks(metadata: pq.FileMetaData, groups: list[int]) -> list[list[int]]:
+    """Row groups read together, up to ``BATCH_ROWS`` rows a read: the store's row groups can be
+    small (a few thousand rows), and a read per row group cost a third of an export."""
+    out, current, rows = [], [], 0
+    for g in groups:
+        n = metadata.row_group(g).num_rows
+        if current and rows + n > BATCH_ROWS:
+            out.append(current)
+            current, rows = [], 0
+        current.append(g)
+        rows += n
+    if current:
+        out.append(current)
+    return out
+
+
+def _valueless_columns(group: pq.RowGroupMetaData) -> set[str]:
+    """Top-level columns whose every leaf in the row group is null, by the footer's statistics."""
+    empty, valued = set(), set()
+    for i in range(group.num_columns):
+        column = group.column(i)
+        top = column.path_in_schema.split(".")[0]
+        stats = column.statistics if column.is_stats_set else None
+        if stats is not None and stats.null_count is not None and stats.null_count == column.num_values:
+            empty.add(top)
+        else:
+            valued.add(top)
+    return empty - valued
+
+
+def columns_with_values(store: str, add: dict, names) -> set[str] | None:
+    """Which of the top-level columns ``names`` hold any value in a data file, from its Parquet
+    footer alone (leaf values against null counts); None when the footer lacks statistics."""
+    path = join_path(store, add["path"])
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            metadata = pq.ParquetFile(pa.PythonFile(handle, mode="r")).metadata
+    except Exception as exc:
+        if is_missing(exc):
+            raise StoreChanged(f"the store file {add['path']} was removed by a later version while it was being "
+                               "read; read the store again") from None
+        raise
+    found = set()
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        for i in range(group.num_columns):
+            column = group.column(i)
+            top = column.path_in_schema.split(".")[0]
+            if top not in names or top in found:
+                continue
+            if not column.is_stats_set or column.statistics.null_count is None:
+                return None
+            if column.num_values > column.statistics.null_count:
+                found.add(top)
+    return found
 
 
 def _conform(table: pa.Table, schema: pa.Schema, date: str | None) -> pa.RecordBatch:
@@ -170,7 +283,7 @@ def _conform(table: pa.Table, schema: pa.Schema, date: str | None) -> pa.RecordB
     for f in schema:
         if f.name == PARTITION_COLUMN:
             day = None if date is None else dt.date.fromisoformat(date)
-            arrays.append(pa.array([day] * len(table), pa.date32()))
+            arrays.append(pa.repeat(pa.scalar(day, pa.date32()), len(table)))
         elif f.name in table.column_names:
             arrays.append(table.column(f.name).combine_chunks().cast(f.type))
         else:

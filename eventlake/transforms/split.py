@@ -53,7 +53,7 @@ class SplitSpec:
         """The stored columns assigning a part needs."""
         if self.kind == "time":
             return ("event_time",)
-        return ("event_time", "event_fingerprint", "visitor_id", "user_info")
+        return ("event_time", "event_fingerprint", "visitor_id", "user_info.user_id")
 
 
 def parse_split(text: str) -> SplitSpec:

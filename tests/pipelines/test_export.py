@@ -113,7 +113,7 @@ def test_personalize_readiness_names_what_personalize_would_refuse(tmp_path):
     events = events.set_column(events.schema.get_field_index("user_info"), "user_info",
                                pa.nulls(len(events), events.schema.field("user_info").type))
     exporter = PersonalizeExport()
-    observed = exporter.observe(exporter.convert(events.combine_chunks().to_batches()[0], {"event_type"}))
+    observed = exporter.observe(exporter.convert(events.combine_chunks().to_batches()[0], {"event_type"}), {})
     ids = next(c for c in readiness(observed, None, None)["checks"] if c["check"] == "ids_within_256_characters")
     assert (ids["status"], ids["value"]) == ("error", 1) and "USER_ID xxxx" in ids["message"]
 

@@ -39,6 +39,8 @@ OPTIONAL_COLUMNS = {"event_value": "EVENT_VALUE", "impression": "IMPRESSION", "r
 AVRO_TYPES = {"USER_ID": "string", "ITEM_ID": "string", "ACTION_ID": "string", "TIMESTAMP": "long",
               "EVENT_TYPE": "string", "EVENT_VALUE": "float", "IMPRESSION": "string", "RECOMMENDATION_ID": "string"}
 REQUIRED = {"USER_ID", "ITEM_ID", "ACTION_ID", "TIMESTAMP"}
+_ROW_COLUMNS = ("visitor_id", "user_info", "event_time", "event_type", "source_event_type", "event_value",
+                "impression", "recommendation_id")
 # Catalog field -> items column, and how Personalize should read it.
 ITEM_COLUMNS = {"title": ("TITLE", "textual"), "brands": ("BRANDS", "categorical"),
                 "categories": ("CATEGORIES", "categorical"), "price": ("PRICE", "float"),
@@ -52,21 +54,16 @@ class PersonalizeExport(ExportFormat):
 
     name = "personalize"
     description = "Amazon Personalize interactions.csv + schema, items.csv, readiness report"
-    columns = ("event_type", "source_event_type", "visitor_id", "user_info", "event_time", "product_details",
-               "event_value", "impression", "recommendation_id", "attributes", "source_format")
+    columns = ("event_type", "source_event_type", "visitor_id", "user_info.user_id", "event_time",
+               "product_details.product.id", "event_value", "impression", "recommendation_id", "attributes",
+               "source_format")
     survey_columns = ("event_type", "source_event_type", "event_value", "impression", "recommendation_id")
     uses_catalog = True
     item_id_columns = {"interactions": "ITEM_ID"}
 
-    def survey(self, batch: pa.RecordBatch) -> set[str]:
-        found = {c for c in OPTIONAL_COLUMNS if batch.column(c).null_count < len(batch)}
-        if (batch.column("event_type").null_count < len(batch)
-                or batch.column("source_event_type").null_count < len(batch)):
-            found.add("event_type")
-        return found
-
     def _columns(self, survey: set[str], item: str) -> list[str]:
-        out = ["USER_ID", item, "TIMESTAMP"] + (["EVENT_TYPE"] if "event_type" in survey else [])
+        typed = {"event_type", "source_event_type"} & survey
+        out = ["USER_ID", item, "TIMESTAMP"] + (["EVENT_TYPE"] if typed else [])
         return out + [name for column, name in OPTIONAL_COLUMNS.items() if column in survey]
 
     def tables(self, survey: set[str]) -> list[ExportTable]:
@@ -75,7 +72,7 @@ class PersonalizeExport(ExportFormat):
 
     def convert(self, batch: pa.RecordBatch, survey: set[str]) -> Converted:
         out = Converted()
-        rows, products, _, parents, no_product = per_product(batch)
+        rows, products, _, parents, no_product = per_product(batch, list(_ROW_COLUMNS))
         out.skipped["no item id"] = int(no_product.sum())
         item = pc.struct_field(products, "id")
         actions = _actions(batch)[parents]
@@ -94,9 +91,9 @@ class PersonalizeExport(ExportFormat):
             out.rows[table] = pa.table(arrays, names=names)
         return out
 
-    def observe(self, converted: Converted) -> dict:
-        stats = {"interactions": 0, "action_interactions": 0, "long_ids": 0, "long_id": None, "event_types": set(),
-                 "users": None}
+    def observe(self, converted: Converted, observed: dict) -> dict:
+        stats = observed or {"interactions": 0, "action_interactions": 0, "long_ids": 0, "long_id": None,
+                             "event_types": set(), "users": {}, "repeat_users": 0}
         for table_name, table in converted.rows.items():
             stats[table_name] += len(table)
             for column in ("USER_ID", "ITEM_ID", "ACTION_ID"):
@@ -108,23 +105,22 @@ class PersonalizeExport(ExportFormat):
                     stats["long_ids"] += n
             if "EVENT_TYPE" in table.column_names:
                 stats["event_types"] |= {t for t in pc.unique(table.column("EVENT_TYPE")).to_pylist() if t is not None}
-            if table_name == "interactions" and len(table):
-                counts = table.group_by("USER_ID").aggregate([("USER_ID", "count")])
-                stats["users"] = counts.rename_columns(["user", "count"])
+            if table_name == "interactions" and stats["repeat_users"] < MIN_USERS_WITH_TWO:
+                counts = pc.value_counts(table.column("USER_ID")).to_pylist()
+                _count_users(stats, ((c["values"], c["counts"]) for c in counts))
         return stats
 
     def merge(self, a: dict, b: dict) -> dict:
-        if not a:
-            return b
-        if not b:
-            return a
-        users = [t for t in (a["users"], b["users"]) if t is not None]
-        merged = pa.concat_tables(users).group_by("user").aggregate([("count", "sum")]).rename_columns(
-            ["user", "count"]) if len(users) > 1 else (users[0] if users else None)
-        return {"interactions": a["interactions"] + b["interactions"],
-                "action_interactions": a["action_interactions"] + b["action_interactions"],
-                "long_ids": a["long_ids"] + b["long_ids"], "long_id": a["long_id"] or b["long_id"],
-                "event_types": a["event_types"] | b["event_types"], "users": merged}
+        if not a or not b:
+            return a or b
+        merged = {"interactions": a["interactions"] + b["interactions"],
+                  "action_interactions": a["action_interactions"] + b["action_interactions"],
+                  "long_ids": a["long_ids"] + b["long_ids"], "long_id": a["long_id"] or b["long_id"],
+                  "event_types": a["event_types"] | b["event_types"], "users": dict(a["users"]),
+                  "repeat_users": a["repeat_users"]}
+        if merged["repeat_users"] < MIN_USERS_WITH_TWO:
+            _count_users(merged, b["users"].items())
+        return merged
 
     def item_tables(self, catalog: pa.Table) -> list[tuple[ExportTable, pa.Table]]:
         return [(ExportTable("items", "items", ".csv", "csv", split=False), _items(catalog))]
@@ -140,6 +136,20 @@ class PersonalizeExport(ExportFormat):
         report = readiness(observed, items, item_ids_missing)
         files["readiness.json"] = (json.dumps(report, indent=2) + "\n").encode()
         return files, report
+
+
+def _count_users(stats: dict, counts) -> None:
+    """Add interactions per user until enough users have two: a count of every user cost more
+    than the rest of the export, and the check needs only to know there are enough."""
+    users = stats["users"]
+    for user, n in counts:
+        before = users.get(user, 0)
+        users[user] = before + n
+        if before < 2 <= before + n:
+            stats["repeat_users"] += 1
+            if stats["repeat_users"] >= MIN_USERS_WITH_TWO:
+                stats["users"] = {}  # decided: the counts are no longer needed
+                return
 
 
 def _actions(batch: pa.RecordBatch) -> np.ndarray:
@@ -197,10 +207,10 @@ def readiness(observed: dict, items: pa.Table | None, item_ids_missing: int | No
     interactions = observed.get("interactions", 0)
     check("interactions", interactions >= MIN_INTERACTIONS, interactions,
           f"Personalize trains on at least {MIN_INTERACTIONS} item interactions")
-    users = observed.get("users")
-    repeat = 0 if users is None else int(pc.sum(pc.cast(pc.greater_equal(users.column("count"), 2), pa.int64())).as_py() or 0)
+    repeat = observed.get("repeat_users", 0)
     check("users_with_2_interactions", repeat >= MIN_USERS_WITH_TWO, repeat,
-          f"Personalize trains only with at least {MIN_USERS_WITH_TWO} users that have 2 or more interactions")
+          f"Personalize trains only with at least {MIN_USERS_WITH_TWO} users that have 2 or more interactions "
+          f"(counting stops at {MIN_USERS_WITH_TWO})")
     check("ids_within_256_characters", not observed.get("long_ids"), observed.get("long_ids", 0),
           f"ids over {ID_LIMIT} characters are refused" + (f" (first: {observed['long_id']})" if observed.get("long_id") else ""))
     types = len(observed.get("event_types", ()))
