@@ -35,7 +35,8 @@ Personalize CSV and PutEvents bodies, Alibaba OpenSearch behavior documents; pla
 .gz/.bz2/.zst, from local disk, gs://, s3://) into a versioned event store, a Delta Lake table
 of Parquet files: every record is validated, joined against a product catalog and deduplicated,
 or kept as an error sample saying which line and field failed and why. rejoin, purge, history
-and vacuum maintain the store. Every job is an Apache Beam pipeline: it runs locally and,
+and vacuum maintain the store; export writes its events as Personalize, Retail, RecBole,
+Parquet or CSV datasets. Every job is an Apache Beam pipeline: it runs locally and,
 with --runner and that runner's options, on Dataflow, Flink or Spark.
 
 {EXIT_CODES}"""

@@ -428,3 +428,20 @@ def test_export_to_object_storage(retail_store, bucket, tmp_path):
     assert code == 0
     assert sorted(download_tree(output, tmp_path / "copy2")) == ["_SUCCESS", "events.csv"]
     assert download_tree(f"{output}.eventlake-tmp", tmp_path / "left") == []
+
+
+def test_an_export_reading_files_a_purge_removed_reads_the_store_again(retail_store, tmp_path):
+    from eventlake.config import ExportConfig
+    from eventlake.pipelines.export import execute_export, plan_export, run_export
+    from eventlake.transforms.read_store import StoreChanged
+
+    config = ExportConfig(store=str(retail_store), format="parquet", output=str(tmp_path / "out"))
+    stale = plan_export(config)  # planned at version 0; a purge then rewrites and deletes files
+    assert main(["purge", "--store", str(retail_store), "--filter", 'visitorId = "v1"', "--force"]) == 0
+    with pytest.raises(StoreChanged):
+        execute_export(stale)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.eventlake-tmp").exists()
+    summary = run_export(config)  # plans again from the purge's version
+    assert summary["version"] == 1
+    visitors = duckdb.sql(f"select distinct visitor_id from '{tmp_path / 'out' / 'events.parquet'}'").fetchall()
+    assert ("v1",) not in visitors and len(visitors) == 7
