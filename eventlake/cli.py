@@ -99,7 +99,8 @@ def _import_parser(sub) -> None:
     p.add_argument("--events", action="append", help="event file or glob; repeat for more")
     p.add_argument("--format", help="the events' format: retail (default), personalize, personalize-events, opensearch, or a "
                         "registered one")
-    p.add_argument("--catalog", help="the product catalog (Retail Product JSON lines by default)")
+    p.add_argument("--catalog", help="the product catalog (Retail Product JSON lines by default); without one no join is done "
+                   "(joined is null) until a rejoin")
     _catalog_format_flags(p)
     p.add_argument("--store", help="event store (Delta Lake table) location")
     p.add_argument("--errors", help="error samples directory (default <store>/_errors/<run id>)")

@@ -73,7 +73,8 @@ class ImportConfig(_Checked):
     (Amazon Personalize interactions CSV), ``opensearch`` (Alibaba OpenSearch behavior documents),
     or one a package registers (``eventlake.formats``)."""
     catalog: str = ""
-    """Retail Product JSON lines to join events against (a path or glob)."""
+    """The product catalog to join events against (a path or glob). Optional: without one no
+    join is done, ``joined`` is null, and a later ``rejoin`` with a catalog joins the events."""
     store: str = ""
     """The event store (a Delta Lake table), created on first import."""
     errors: str = ""
@@ -107,8 +108,6 @@ class ImportConfig(_Checked):
     def check(self) -> ImportConfig:
         if not self.events:
             raise ConfigError("events: give at least one file or glob (--events)")
-        if not self.catalog:
-            raise ConfigError("catalog: give the product catalog (--catalog)")
         if not self.store:
             raise ConfigError("store: give the event store location (--store)")
         from eventlake.formats.base import format_names

@@ -82,12 +82,12 @@ class ImportSummary(Summary):
     job: ClassVar[str] = "import"
     records: int = 0
     stored: int = 0
-    joined: int = 0
-    unjoined: int = 0
+    joined: int | None = 0  # None: the run had no catalog, and joined none
+    unjoined: int | None = 0
     duplicates: int = 0
     errors: int = 0
     errors_by_reason: dict = field(default_factory=dict)
-    catalog_products: int = 0
+    catalog_products: int | None = 0
     catalog_errors: int = 0
     skipped_files: int = 0
     skipped_paths: list = field(default_factory=list)

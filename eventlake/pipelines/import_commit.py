@@ -69,7 +69,7 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         "duplicates": 0,
         "errors": errors["count"],
         "errors_by_reason": dict(sorted(errors["by_reason"].items())),
-        "catalog_products": catalog_products,
+        "catalog_products": catalog_products if plan.parameters.get("catalog") else None,
         "catalog_errors": catalog_errors["count"],
         "skipped_files": plan.skipped_files,
         "skipped_paths": plan.skipped_paths,
@@ -153,7 +153,7 @@ def _count_formats(plan: CommitPlan, summary: dict, stats: list[dict], errors: d
 
 
 def _check_limits(plan: CommitPlan, summary: dict, catalog_products: int) -> str | None:
-    if catalog_products == 0 and summary["catalog_errors"]:
+    if plan.parameters.get("catalog") and catalog_products == 0 and summary["catalog_errors"]:
         return f"the catalog has no valid product ({summary['catalog_errors']} invalid lines; see {plan.errors_dir})"
     ratio = summary["errors"] / summary["records"] if summary["records"] else 0.0
     if plan.max_error_ratio is not None and ratio > plan.max_error_ratio:
@@ -247,13 +247,17 @@ def _drop_late_duplicates(plan: CommitPlan, snapshot: delta_log.Snapshot, checke
 def _count(summary: dict, written: list[WrittenFile], records: int) -> None:
     stored = sum(f.rows for f in written)
     joined = sum(f.joined for f in written)
+    if summary.get("catalog_products") is None:  # no catalog: nothing was joined, nor unjoined
+        joined = None
     by_type: Counter = Counter()
     for f in written:
         by_type.update(f.by_event_type)
     summary.update(
         stored=stored,
         joined=joined,
-        unjoined=stored - joined,
+        unjoined=None if joined is None else stored - joined,
+        **({"note": "no catalog: the events were not joined; 'eventlake rejoin --catalog C' joins them"}
+           if joined is None else {}),
         duplicates=records - stored - summary["errors"],
         by_event_type=dict(sorted(by_type.items())),
         data_files=sum(1 for f in written if f.rows),

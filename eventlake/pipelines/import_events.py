@@ -36,7 +36,7 @@ from eventlake.pipelines.running import (
 from eventlake.pipelines.vacuum import tidy_store
 from eventlake.schema import stored_schema
 from eventlake.summaries import ImportSummary
-from eventlake.transforms.catalog import ReadCatalog
+from eventlake.transforms.catalog import CatalogFile, ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
 from eventlake.transforms.fingerprint import FingerprintEvents
 from eventlake.transforms.join import JoinCatalog
@@ -67,8 +67,8 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         hint = "; pass --allow-missing to import the other files without it" if files else ""
         raise JobError(f"no event file matches {', '.join(unmatched)} (names of {config.format} files must end in "
                        f"{' or '.join(suffixes)}, optionally .gz, .bz2 or .zst){hint}")
-    catalog = catalog_paths(config.catalog, config.catalog_format)
-    catalog_format = catalog_format_of(catalog, config.catalog_format)
+    catalog = catalog_paths(config.catalog, config.catalog_format) if config.catalog else []
+    catalog_format = catalog_format_of(catalog, config.catalog_format) if catalog else None
     snapshot = read_store(store, must_exist=False)
     tidied = tidy_store(store, snapshot)
     done = set() if config.reimport else snapshot.imported_sources()
@@ -181,9 +181,13 @@ class ImportEvents(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[dict]:
         config, plan = self._plan.config, self._plan
         fields = tuple(config.catalog_fields)
-        catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields, plan.commit.temp_dir,
-                                                        format_name=plan.catalog_format,
-                                                        field_map=config.catalog_field_map)
+        if plan.catalog_paths:
+            catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields, plan.commit.temp_dir,
+                                                            format_name=plan.catalog_format,
+                                                            field_map=config.catalog_field_map)
+        else:  # no join: the events are stored neither joined nor unjoined
+            catalog = {"products": pbegin | "NoCatalog" >> beam.Create([CatalogFile("", 0)]),
+                       ERRORS: pbegin | "NoCatalogErrors" >> beam.Create([])}
         read = pbegin | "ReadEvents" >> ReadEvents(ranges=plan.ranges, format=plan.formats,
                                                    block_bytes=config.block_bytes, absolute_lines=False)
         valid = read.events | "ValidateEvents" >> ValidateEvents(tuple(config.allowed_event_types),

@@ -61,6 +61,10 @@ class RejoinPlan:
     catalog_format: str = "retail"
 
 
+def _was_joined(batch: pa.RecordBatch) -> np.ndarray:
+    return pc.fill_null(batch.column("joined"), False).to_numpy(zero_copy_only=False)
+
+
 class RejoinRows:
     """A file's rows joined again: events in scope get the new join, the rest stay as they are."""
 
@@ -71,14 +75,14 @@ class RejoinRows:
 
     def _rejoin(self, table: pa.Table) -> tuple[np.ndarray, pa.RecordBatch, pa.RecordBatch]:
         old = _one_batch(table.select(JOIN_COLUMNS))
-        joined = old.column("joined").to_numpy(zero_copy_only=False)
+        joined = _was_joined(old)  # never joined (imported without a catalog): in the unjoined scope
         in_scope = {"all": np.ones(len(old), dtype=bool), "joined": joined, "unjoined": ~joined}[self._scope]
         new = join_catalog(old.select(["product_details"]), self._catalog, self._fields, self._index)
         return in_scope, old, new.select(JOIN_COLUMNS)
 
     def inspect(self, table: pa.Table) -> dict:
         in_scope, old, new = self._rejoin(table)
-        was = old.column("joined").to_numpy(zero_copy_only=False)
+        was = _was_joined(old)
         now = new.column("joined").to_numpy(zero_copy_only=False)
         differs = pc.not_equal(content_keys(old, tuple(JOIN_COLUMNS)), content_keys(new, tuple(JOIN_COLUMNS)))
         return {

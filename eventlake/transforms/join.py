@@ -17,12 +17,16 @@ from eventlake.transforms.catalog import load_catalog
 from eventlake.transforms.product_index import ProductIndex
 
 
-def join_catalog(batch: pa.RecordBatch, catalog: pa.Table, fields: tuple[str, ...],
+def join_catalog(batch: pa.RecordBatch, catalog: pa.Table | None, fields: tuple[str, ...],
                  index: ProductIndex | None = None) -> pa.RecordBatch:
     """``batch`` with ``product_details`` widened by ``fields`` and ``joined``/``missing_product_ids``.
 
-    Pass the catalog's ``index`` when joining many batches against one catalog.
+    Pass the catalog's ``index`` when joining many batches against one catalog. With no catalog
+    (``None``) nothing is joined: the catalog fields, ``joined`` and ``missing_product_ids`` are
+    null, so the events are neither joined nor unjoined until a rejoin.
     """
+    if catalog is None:
+        return _not_joined(batch, fields)
     details = batch.column("product_details")
     entries = pc.list_flatten(details)
     ids = pc.struct_field(entries, ["product", "id"])
@@ -59,11 +63,32 @@ def join_catalog(batch: pa.RecordBatch, catalog: pa.Table, fields: tuple[str, ..
     return pa.RecordBatch.from_arrays(columns + [joined, missing_ids], names=names + ["joined", "missing_product_ids"])
 
 
+def _not_joined(batch: pa.RecordBatch, fields: tuple[str, ...]) -> pa.RecordBatch:
+    details = batch.column("product_details")
+    entries = pc.list_flatten(details)
+    target = product_details_type(fields)
+    product_type = target.value_type.field("product").type
+    ids = pc.struct_field(entries, ["product", "id"])
+    product = pa.StructArray.from_arrays([ids] + [pa.nulls(len(ids), product_type.field(f).type) for f in fields],
+                                         fields=list(product_type))
+    new_entries = pa.StructArray.from_arrays([product, pc.struct_field(entries, "quantity")],
+                                             fields=list(target.value_type))
+    lengths = pc.fill_null(pc.list_value_length(details), 0).to_numpy(zero_copy_only=False)
+    offsets = pa.array(np.concatenate(([0], np.cumsum(lengths))).astype(np.int32))
+    new_details = pa.ListArray.from_arrays(offsets, new_entries, type=target, mask=details.is_null())
+    columns = [new_details if n == "product_details" else batch.column(n) for n in batch.schema.names]
+    return pa.RecordBatch.from_arrays(columns + [pa.nulls(len(batch), pa.bool_()), pa.nulls(len(batch), pa.list_(pa.string()))],
+                                      names=batch.schema.names + ["joined", "missing_product_ids"])
+
+
 class _JoinFn(beam.DoFn):
     def __init__(self, fields: tuple[str, ...]):
         self._fields = fields
 
     def process(self, batch: pa.RecordBatch, catalog):
+        if not catalog.path:  # the run has no catalog
+            yield join_catalog(batch, None, self._fields)
+            return
         table, index = load_catalog(catalog)
         yield join_catalog(batch, table, self._fields, index)
 
