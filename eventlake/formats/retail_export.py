@@ -15,12 +15,13 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from eventlake.formats.arrow_util import snake_to_camel
 from eventlake.formats.exporting import Converted, ExportFormat, ExportTable, register_export
 from eventlake.formats.retail_rules import retail_rules
 from eventlake.formats.rules import CheckedBatch
 from eventlake.schema import EVENT_FIELDS
 
-_NAMES = {f.name: "".join(w.capitalize() if i else w for i, w in enumerate(f.name.split("_"))) for f in EVENT_FIELDS}
+_NAMES = {f.name: snake_to_camel(f.name) for f in EVENT_FIELDS}
 _SKIP = {"source_event_type", "event_id", "product_details", "attributes", "event_time", "user_info",
          "purchase_transaction", "event_value", "impression", "recommendation_id", "request_id", "trace_info"}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -75,10 +76,10 @@ def user_event(row: dict) -> dict:
         attributes[a["key"]] = {"text": value["text"]} if value.get("text") is not None else {"numbers": value.get("numbers") or []}
     if attributes:
         event["attributes"] = attributes
-    user = {_camel(k): v for k, v in (row.get("user_info") or {}).items() if v is not None}
+    user = {snake_to_camel(k): v for k, v in (row.get("user_info") or {}).items() if v is not None}
     if user:
         event["userInfo"] = user
-    purchase = {_camel(k): v for k, v in (row.get("purchase_transaction") or {}).items() if v is not None}
+    purchase = {snake_to_camel(k): v for k, v in (row.get("purchase_transaction") or {}).items() if v is not None}
     if purchase:
         event["purchaseTransaction"] = purchase
     return event
@@ -89,7 +90,3 @@ def rfc3339(value: dt.datetime) -> str:
     text = value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     return text + (f".{value.microsecond:06d}".rstrip("0") if value.microsecond else "") + "Z"
 
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(w.capitalize() for w in rest)

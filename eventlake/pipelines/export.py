@@ -54,6 +54,7 @@ from eventlake.schema import CATALOG_FIELD_TYPES
 from eventlake.summaries import ExportSummary
 from eventlake.transforms.catalog import ReadCatalog, load_catalog, read_catalog
 from eventlake.transforms.read_store import (
+    ReadStoreFileFn,
     StoreChanged,
     StoreReadError,
     StoreSelection,
@@ -182,18 +183,6 @@ class _SurveyCombine(beam.CombineFn):
             cuts = time_cuts(histogram if histogram is not None else TimeHistogram().create_accumulator(),
                              self._split.fractions)
         return {"markers": markers, "cuts": cuts}
-
-
-class _ReadColumnsFn(beam.DoFn):
-    def __init__(self, plan: ExportPlan, schema: pa.Schema):
-        self._plan, self._schema = plan, schema
-
-    def setup(self):
-        self._filter = parse_filter(self._plan.config.filter) if self._plan.config.filter else None
-
-    def process(self, add: dict):
-        yield from read_file_batches(self._plan.selection.store, add, self._schema, self._filter,
-                                     self._plan.config.since_version)
 
 
 class _WriteShardFn(beam.DoFn):
@@ -384,7 +373,9 @@ class ExportEvents(beam.PTransform):
             held_out = (
                 pbegin
                 | "ListFilesToHoldOut" >> beam.Create(files, reshuffle=True)
-                | "ReadUserTimes" >> beam.ParDo(_ReadColumnsFn(plan, columns_schema(store_schema, plan.split.columns)))
+                | "ReadUserTimes" >> beam.ParDo(ReadStoreFileFn(
+                    plan.selection.store, columns_schema(store_schema, plan.split.columns), plan.config.filter or None,
+                    plan.config.since_version))
                 | "HoldOutLastEvents" >> HoldOutLastEvents(plan.split.last, plan.scratch)
             )
             side["held_out"] = beam.pvalue.AsSingleton(held_out)

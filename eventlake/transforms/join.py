@@ -45,17 +45,7 @@ def join_catalog(batch: pa.RecordBatch, catalog: pa.Table | None, fields: tuple[
         catalog.column(f).take(position).combine_chunks() if len(catalog) else pa.nulls(len(ids), catalog.schema.field(f).type)
         for f in fields
     ]
-    target = product_details_type(fields)
-    entry_type = target.value_type
-    product = pa.StructArray.from_arrays(product_fields, fields=list(entry_type.field("product").type))
-    new_entries = pa.StructArray.from_arrays(
-        [product, pc.struct_field(entries, "quantity")], fields=list(entry_type)
-    )
-    # Rebuild the list over the same rows: offsets of the flattened entries, nulls kept.
-    lengths = pc.fill_null(pc.list_value_length(details), 0).to_numpy(zero_copy_only=False)
-    offsets = pa.array(np.concatenate(([0], np.cumsum(lengths))).astype(np.int32))
-    new_details = pa.ListArray.from_arrays(offsets, new_entries, type=target, mask=details.is_null())
-
+    new_details = _with_products(details, entries, product_fields, fields)
     columns, names = [], []
     for name in batch.schema.names:
         columns.append(new_details if name == "product_details" else batch.column(name))
@@ -63,22 +53,29 @@ def join_catalog(batch: pa.RecordBatch, catalog: pa.Table | None, fields: tuple[
     return pa.RecordBatch.from_arrays(columns + [joined, missing_ids], names=names + ["joined", "missing_product_ids"])
 
 
+def _with_products(details: pa.Array, entries: pa.Array, product_fields: list[pa.Array],
+                   fields: tuple[str, ...]) -> pa.ListArray:
+    """``product_details`` again over the same rows (offsets of the flattened entries, nulls
+    kept), each product made of ``product_fields`` (its id, then ``fields``)."""
+    target = product_details_type(fields)
+    entry_type = target.value_type
+    product = pa.StructArray.from_arrays(product_fields, fields=list(entry_type.field("product").type))
+    new_entries = pa.StructArray.from_arrays([product, pc.struct_field(entries, "quantity")], fields=list(entry_type))
+    lengths = pc.fill_null(pc.list_value_length(details), 0).to_numpy(zero_copy_only=False)
+    offsets = pa.array(np.concatenate(([0], np.cumsum(lengths))).astype(np.int32))
+    return pa.ListArray.from_arrays(offsets, new_entries, type=target, mask=details.is_null())
+
+
 def _not_joined(batch: pa.RecordBatch, fields: tuple[str, ...]) -> pa.RecordBatch:
     details = batch.column("product_details")
     entries = pc.list_flatten(details)
-    target = product_details_type(fields)
-    product_type = target.value_type.field("product").type
     ids = pc.struct_field(entries, ["product", "id"])
-    product = pa.StructArray.from_arrays([ids] + [pa.nulls(len(ids), product_type.field(f).type) for f in fields],
-                                         fields=list(product_type))
-    new_entries = pa.StructArray.from_arrays([product, pc.struct_field(entries, "quantity")],
-                                             fields=list(target.value_type))
-    lengths = pc.fill_null(pc.list_value_length(details), 0).to_numpy(zero_copy_only=False)
-    offsets = pa.array(np.concatenate(([0], np.cumsum(lengths))).astype(np.int32))
-    new_details = pa.ListArray.from_arrays(offsets, new_entries, type=target, mask=details.is_null())
+    product_type = product_details_type(fields).value_type.field("product").type
+    new_details = _with_products(details, entries, [ids] + [pa.nulls(len(ids), product_type.field(f).type) for f in fields],
+                                 fields)
     columns = [new_details if n == "product_details" else batch.column(n) for n in batch.schema.names]
-    return pa.RecordBatch.from_arrays(columns + [pa.nulls(len(batch), pa.bool_()), pa.nulls(len(batch), pa.list_(pa.string()))],
-                                      names=batch.schema.names + ["joined", "missing_product_ids"])
+    nothing = [pa.nulls(len(batch), pa.bool_()), pa.nulls(len(batch), pa.list_(pa.string()))]
+    return pa.RecordBatch.from_arrays(columns + nothing, names=batch.schema.names + ["joined", "missing_product_ids"])
 
 
 class _JoinFn(beam.DoFn):

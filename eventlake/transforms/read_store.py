@@ -306,7 +306,10 @@ def _row_group_may_match(group: pq.RowGroupMetaData, event_filter: EventFilter) 
     return True
 
 
-class _ReadStoreFileFn(beam.DoFn):
+class ReadStoreFileFn(beam.DoFn):
+    """Add actions -> the batches of each file's rows that pass the filter (``ReadEventStore``'s
+    engine, and the export's narrow passes)."""
+
     def __init__(self, store: str, schema: pa.Schema, filter_text: str | None, since_version: int | None):
         self._store, self._schema, self._filter_text, self._since = store, schema, filter_text, since_version
 
@@ -346,7 +349,7 @@ class ReadEventStore(beam.PTransform):
         return (
             pbegin
             | "ListStoreFiles" >> beam.Create(list(s.files), reshuffle=True)
-            | "ReadStoreFiles" >> beam.ParDo(_ReadStoreFileFn(s.store, s.schema, self._filter_text, self._since))
+            | "ReadStoreFiles" >> beam.ParDo(ReadStoreFileFn(s.store, s.schema, self._filter_text, self._since))
         )
 
 
