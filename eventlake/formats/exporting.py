@@ -71,6 +71,7 @@ class ExportFormat(abc.ABC):
     description: ClassVar[str] = ""
     columns: ClassVar[tuple[str, ...]]  # the stored columns ``convert`` reads (``a.b``: part of one)
     survey_columns: ClassVar[tuple[str, ...]] = ()  # top-level columns whose presence shapes the output
+    survey_contents: ClassVar[tuple[str, ...]] = ()  # of those, the ones ``survey`` must read, not just find
     uses_catalog: ClassVar[bool] = False  # writes an items file from --catalog
     item_id_columns: ClassVar[dict[str, str]] = {}  # table -> its item id column, checked against --catalog
 

@@ -147,6 +147,11 @@ class _SurveyFn(beam.DoFn):
         if self._filter is None and self._histogram is None:
             found = columns_with_values(self._plan.selection.store, add, set(self._exporter.survey_columns))
             if found is not None:
+                contents = [c for c in self._exporter.survey_contents if c in found]
+                if contents:  # present, and what they hold matters (attribute keys, say): read just those
+                    schema = columns_schema(self._plan.selection.schema, contents)
+                    for batch in read_file_batches(self._plan.selection.store, add, schema):
+                        found |= self._exporter.survey(batch)
                 yield found, None
                 return
         for batch in read_file_batches(self._plan.selection.store, add, self._schema, self._filter,

@@ -118,6 +118,27 @@ def test_personalize_readiness_names_what_personalize_would_refuse(tmp_path):
     assert (ids["status"], ids["value"]) == ("error", 1) and "USER_ID xxxx" in ids["message"]
 
 
+def test_interaction_metadata_columns_come_back_as_columns(tmp_path):
+    lines = ["USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,DEVICE,SHOE SIZE"]
+    lines += [f"u{i % 3},i{i},{1_700_000_000 + i},click,{'mobile|tablet' if i % 2 else 'web'},{'' if i % 3 else 42}"
+              for i in range(12)]
+    (tmp_path / "i.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "items.json").write_text(json.dumps({"id": "i1"}) + "\n")
+    assert main(["import", "--format", "personalize", "--events", str(tmp_path / "i.csv"), "--catalog",
+                 str(tmp_path / "items.json"), "--store", str(tmp_path / "store")]) == 0
+    code, s = export(tmp_path / "store", "personalize", tmp_path / "out")
+    assert code == 0
+    source = [dict(zip(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "DEVICE", "SHOE_SIZE"], line.split(","),
+                       strict=True)) for line in lines[1:]]
+    assert sorted(csv_rows(tmp_path / "out" / "interactions.csv"), key=lambda r: r["ITEM_ID"]) == \
+        sorted(source, key=lambda r: r["ITEM_ID"])  # "SHOE SIZE" is no Avro name: SHOE_SIZE
+    fields = json.loads((tmp_path / "out" / "interactions.schema.json").read_text())["fields"]
+    fastavro.parse_schema({"type": "record", "name": "I", "fields": fields})
+    assert [(f["name"], f.get("categorical")) for f in fields[-2:]] == [("DEVICE", True), ("SHOE_SIZE", True)]
+    checks = {c["check"]: c["value"] for c in s["readiness"]["checks"]}
+    assert checks["event_types_and_metadata_columns"] == 1 + 2
+
+
 def test_action_interactions_go_to_their_own_file(tmp_path):
     bodies = [{"trackingId": "t", "actionInteractions": [
         {"actionId": f"a{i}", "eventType": "Taken", "sessionId": f"s{i}", "userId": f"u{i}",

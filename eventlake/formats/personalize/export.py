@@ -13,6 +13,7 @@ refuse or warn about before a user pays for an import or a training run.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +36,10 @@ CATEGORICAL_LIMIT = 1000
 MIN_INTERACTIONS = 1000
 MIN_USERS_WITH_TWO = 25
 MAX_EVENT_TYPES_AND_METADATA = 10
+# Attributes that eventlake's own readers add (PutEvents' envelope, the action-interaction
+# mark): not interaction metadata.
+NOT_METADATA = {"trackingId", "eventAttributionSource", RECORD_KIND}
+METADATA_MARK = "attribute:"
 OPTIONAL_COLUMNS = {"event_value": "EVENT_VALUE", "impression": "IMPRESSION", "recommendation_id": "RECOMMENDATION_ID"}
 AVRO_TYPES = {"USER_ID": "string", "ITEM_ID": "string", "ACTION_ID": "string", "TIMESTAMP": "long",
               "EVENT_TYPE": "string", "EVENT_VALUE": "float", "IMPRESSION": "string", "RECOMMENDATION_ID": "string"}
@@ -57,14 +62,24 @@ class PersonalizeExport(ExportFormat):
     columns = ("event_type", "source_event_type", "visitor_id", "user_info.user_id", "event_time",
                "product_details.product.id", "event_value", "impression", "recommendation_id", "attributes",
                "source_format")
-    survey_columns = ("event_type", "source_event_type", "event_value", "impression", "recommendation_id")
+    survey_columns = ("event_type", "source_event_type", "event_value", "impression", "recommendation_id",
+                      "attributes")
+    survey_contents = ("attributes",)  # which keys: each becomes a metadata column
     uses_catalog = True
+
+    def survey(self, batch: pa.RecordBatch) -> set[str]:
+        found = super().survey(batch)
+        if "attributes" in batch.schema.names and batch.column("attributes").null_count < len(batch):
+            keys = pc.unique(pc.struct_field(pc.list_flatten(batch.column("attributes")), "key")).to_pylist()
+            found |= {METADATA_MARK + k for k in keys if k is not None and k not in NOT_METADATA}
+        return found
     item_id_columns = {"interactions": "ITEM_ID"}
 
     def _columns(self, survey: set[str], item: str) -> list[str]:
         typed = {"event_type", "source_event_type"} & survey
         out = ["USER_ID", item, "TIMESTAMP"] + (["EVENT_TYPE"] if typed else [])
-        return out + [name for column, name in OPTIONAL_COLUMNS.items() if column in survey]
+        return out + [name for column, name in OPTIONAL_COLUMNS.items() if column in survey] + \
+            [metadata_name(k) for k in metadata_keys(survey)]
 
     def tables(self, survey: set[str]) -> list[ExportTable]:
         return [ExportTable("interactions", "interactions", ".csv", "csv"),
@@ -72,7 +87,10 @@ class PersonalizeExport(ExportFormat):
 
     def convert(self, batch: pa.RecordBatch, survey: set[str]) -> Converted:
         out = Converted()
-        rows, products, _, parents, no_product = per_product(batch, list(_ROW_COLUMNS))
+        keys = metadata_keys(survey)
+        if keys:
+            batch = _with_metadata(batch, keys)
+        rows, products, _, parents, no_product = per_product(batch, [*_ROW_COLUMNS, *map(metadata_name, keys)])
         out.skipped["no item id"] = int(no_product.sum())
         item = pc.struct_field(products, "id")
         actions = _actions(batch)[parents]
@@ -81,6 +99,7 @@ class PersonalizeExport(ExportFormat):
             "EVENT_TYPE": pc.coalesce(rows.column("event_type"), rows.column("source_event_type")),
             "EVENT_VALUE": rows.column("event_value"), "IMPRESSION": joined_text(rows.column("impression"), "|"),
             "RECOMMENDATION_ID": rows.column("recommendation_id"),
+            **{metadata_name(k): rows.column(metadata_name(k)) for k in keys},
         }
         for table, id_column, mask in (("interactions", "ITEM_ID", ~actions), ("action_interactions", "ACTION_ID", actions)):
             if not mask.any():
@@ -93,7 +112,8 @@ class PersonalizeExport(ExportFormat):
 
     def observe(self, converted: Converted, observed: dict) -> dict:
         stats = observed or {"interactions": 0, "action_interactions": 0, "long_ids": 0, "long_id": None,
-                             "event_types": set(), "users": {}, "repeat_users": 0}
+                             "event_types": set(), "users": {}, "repeat_users": 0, "metadata": set(),
+                             "long_metadata": 0}
         for table_name, table in converted.rows.items():
             stats[table_name] += len(table)
             for column in ("USER_ID", "ITEM_ID", "ACTION_ID"):
@@ -105,6 +125,11 @@ class PersonalizeExport(ExportFormat):
                     stats["long_ids"] += n
             if "EVENT_TYPE" in table.column_names:
                 stats["event_types"] |= {t for t in pc.unique(table.column("EVENT_TYPE")).to_pylist() if t is not None}
+            for column in table.column_names:
+                if column not in AVRO_TYPES:  # a metadata column
+                    stats["metadata"].add(column)
+                    stats["long_metadata"] += int(pc.sum(pc.cast(pc.greater(pc.utf8_length(table.column(column)),
+                                                                            CATEGORICAL_LIMIT), pa.int64())).as_py() or 0)
             if table_name == "interactions" and stats["repeat_users"] < MIN_USERS_WITH_TWO:
                 counts = pc.value_counts(table.column("USER_ID")).to_pylist()
                 _count_users(stats, ((c["values"], c["counts"]) for c in counts))
@@ -117,7 +142,8 @@ class PersonalizeExport(ExportFormat):
                   "action_interactions": a["action_interactions"] + b["action_interactions"],
                   "long_ids": a["long_ids"] + b["long_ids"], "long_id": a["long_id"] or b["long_id"],
                   "event_types": a["event_types"] | b["event_types"], "users": dict(a["users"]),
-                  "repeat_users": a["repeat_users"]}
+                  "repeat_users": a["repeat_users"], "metadata": a["metadata"] | b["metadata"],
+                  "long_metadata": a["long_metadata"] + b["long_metadata"]}
         if merged["repeat_users"] < MIN_USERS_WITH_TWO:
             _count_users(merged, b["users"].items())
         return merged
@@ -150,6 +176,42 @@ def _count_users(stats: dict, counts) -> None:
             if stats["repeat_users"] >= MIN_USERS_WITH_TWO:
                 stats["users"] = {}  # decided: the counts are no longer needed
                 return
+
+
+def metadata_keys(survey: set[str]) -> list[str]:
+    """The attribute keys that become metadata columns, in a stable order."""
+    return sorted(m[len(METADATA_MARK):] for m in survey if m.startswith(METADATA_MARK))
+
+
+def metadata_name(key: str) -> str:
+    """A metadata column's name: the attribute key, with characters an Avro name cannot hold as ``_``."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", key)
+    return name if re.match(r"[A-Za-z_]", name) else "_" + name
+
+
+def _with_metadata(batch: pa.RecordBatch, keys: list[str]) -> pa.RecordBatch:
+    """``batch`` with a text column per attribute key: its text values joined by ``|`` (Personalize's
+    separator of categorical values), or its numbers."""
+    attributes = batch.column("attributes")
+    flat = pc.list_flatten(attributes)
+    if not len(flat):
+        columns = [pa.nulls(len(batch), pa.string()) for _ in keys]
+    else:
+        parents = pc.list_parent_indices(attributes).to_numpy()
+        names = pc.struct_field(flat, "key")
+        text = joined_text(pc.struct_field(flat, ["value", "text"]), "|")
+        numbers = pc.cast(pc.list_element(pc.fill_null(pc.struct_field(flat, ["value", "numbers"]), pa.scalar([0.0], pa.list_(pa.float64()))), 0), pa.string())
+        has_numbers = pc.fill_null(pc.greater(pc.list_value_length(pc.struct_field(flat, ["value", "numbers"])), 0), False)
+        values = pc.coalesce(text, pc.if_else(has_numbers, numbers, pa.scalar(None, pa.string())))
+        columns = []
+        for key in keys:
+            hits = np.flatnonzero(pc.fill_null(pc.equal(names, key), False).to_numpy(zero_copy_only=False))
+            at = np.full(len(batch), -1, np.int64)
+            at[parents[hits]] = hits
+            columns.append(values.take(pa.array(at, mask=at < 0)))
+    for key, column in zip(keys, columns, strict=True):
+        batch = batch.append_column(metadata_name(key), column)
+    return batch
 
 
 def _actions(batch: pa.RecordBatch) -> np.ndarray:
@@ -187,8 +249,8 @@ def _avro(record: str, columns: list[str], schema: pa.Schema | None = None) -> b
     for name in columns:
         avro_type = AVRO_TYPES.get(name) or ("float" if kinds.get(name) == "float" else "string")
         field = {"name": name, "type": avro_type if name in REQUIRED else ["null", avro_type]}
-        if kinds.get(name) == "categorical":
-            field["categorical"] = True
+        if kinds.get(name) == "categorical" or name not in AVRO_TYPES and name not in kinds:
+            field["categorical"] = True  # an item's list field, or an interaction's metadata column
         if kinds.get(name) == "textual":
             field["textual"] = True
         fields.append(field)
@@ -213,18 +275,16 @@ def readiness(observed: dict, items: pa.Table | None, item_ids_missing: int | No
           f"(counting stops at {MIN_USERS_WITH_TWO})")
     check("ids_within_256_characters", not observed.get("long_ids"), observed.get("long_ids", 0),
           f"ids over {ID_LIMIT} characters are refused" + (f" (first: {observed['long_id']})" if observed.get("long_id") else ""))
-    types = len(observed.get("event_types", ()))
+    types = len(observed.get("event_types", ())) + len(observed.get("metadata", ()))
     check("event_types_and_metadata_columns", types <= MAX_EVENT_TYPES_AND_METADATA, types,
-          f"at most {MAX_EVENT_TYPES_AND_METADATA} event types plus interaction metadata columns "
-          "(this export writes no metadata columns)")
-    if items is not None:
-        long = 0
-        for name, kind in ITEM_COLUMNS.values():
-            if kind == "categorical" and name in items.column_names:
-                long += int(pc.sum(pc.cast(pc.greater(pc.utf8_length(items.column(name)), CATEGORICAL_LIMIT),
-                                           pa.int64())).as_py() or 0)
-        check("categorical_values_within_1000_characters", not long, long,
-              f"categorical values over {CATEGORICAL_LIMIT} characters are refused")
+          f"at most {MAX_EVENT_TYPES_AND_METADATA} event types plus interaction metadata columns")
+    long = observed.get("long_metadata", 0)
+    for name, kind in ITEM_COLUMNS.values() if items is not None else ():
+        if kind == "categorical" and name in items.column_names:
+            long += int(pc.sum(pc.cast(pc.greater(pc.utf8_length(items.column(name)), CATEGORICAL_LIMIT),
+                                       pa.int64())).as_py() or 0)
+    check("categorical_values_within_1000_characters", not long, long,
+          f"categorical values over {CATEGORICAL_LIMIT} characters are refused")
     if item_ids_missing is None:
         checks.append({"check": "interactions_with_items", "status": "not checked", "value": None,
                        "message": "give --catalog to check that every interaction's item is in items.csv"})
