@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 POINTS = ("import-before-commit", "import-after-commit", "rewrite-before-commit", "rewrite-after-commit",
-          "log-temp-written")
+          "log-temp-written", "export-shard-written", "export-before-publish")
 
 _commit_lock = threading.Lock()
 _stopped = threading.Event()

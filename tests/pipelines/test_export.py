@@ -434,6 +434,18 @@ def test_a_killed_export_leaves_no_output_and_the_next_run_cleans_up(retail_stor
     assert not (tmp_path / "out.eventlake-tmp").exists()
 
 
+def test_ctrl_c_during_an_export_leaves_nothing_behind(retail_store, tmp_path):
+    from tests.pipelines.test_faults import eventlake as run_cli
+
+    out = tmp_path / "out"
+    for point in ("export-shard-written", "export-before-publish"):
+        done = run_cli("export", "--store", retail_store, "--format", "csv", "--output", out,
+                       kill_at=f"{point}:SIGINT")
+        assert done.returncode == 130, done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith("eventlake: interrupted") and "Traceback" not in done.stderr
+        assert not out.exists() and not (tmp_path / "out.eventlake-tmp").exists()  # cleaned on the way out
+
+
 def test_export_to_object_storage(retail_store, bucket, tmp_path):
     from tests.pipelines.test_object_storage import download_tree
 
