@@ -60,6 +60,7 @@ from eventlake.transforms.read_store import (
     StoreSelection,
     columns_schema,
     columns_with_values,
+    consecutive_groups,
     read_file_batches,
     select_files,
 )
@@ -118,17 +119,7 @@ class ShardResult:
 
 def shard_files(files: tuple[dict, ...], rows_per_file: int) -> list[tuple[int, list[dict]]]:
     """Consecutive files grouped into shards of about ``rows_per_file`` events (by log statistics)."""
-    shards, current, rows = [], [], 0
-    for add in files:
-        n = file_rows(add) or 0
-        if current and rows + n > rows_per_file:
-            shards.append(current)
-            current, rows = [], 0
-        current.append(add)
-        rows += n
-    if current:
-        shards.append(current)
-    return list(enumerate(shards))
+    return list(enumerate(consecutive_groups(list(files), lambda add: file_rows(add) or 0, rows_per_file)))
 
 
 class _SurveyFn(beam.DoFn):

@@ -11,6 +11,7 @@ came from, and rejoin and purge carry the tag over to the files they rewrite.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,12 +26,14 @@ from eventlake.io import delta_log
 from eventlake.io.delta_log import imported_version, join_path
 from eventlake.io.object_store import is_missing
 from eventlake.schema import (
+    CATALOG_FIELD_TYPES,
     EVENT_FIELDS,
     FINGERPRINT_FIELD,
     FORMAT_FIELD,
     JOIN_FIELDS,
     ORIGIN_FIELDS,
     PARTITION_COLUMN,
+    product_details_type,
 )
 
 _KNOWN_FIELDS = {f.name: f for f in [*EVENT_FIELDS, *ORIGIN_FIELDS, *JOIN_FIELDS, FINGERPRINT_FIELD, FORMAT_FIELD]}
@@ -59,8 +62,6 @@ class StoreSelection:
 
 def table_columns(snapshot: delta_log.Snapshot) -> pa.Schema:
     """The store's logical columns as Arrow fields, from the log's schema and the canonical types."""
-    import json
-
     fields = json.loads(snapshot.metadata["schemaString"])["fields"] if snapshot.metadata else []
     out = []
     for f in fields:
@@ -74,8 +75,6 @@ def table_columns(snapshot: delta_log.Snapshot) -> pa.Schema:
 
 
 def _product_details_type(delta_type: dict) -> pa.DataType:
-    from eventlake.schema import CATALOG_FIELD_TYPES, product_details_type
-
     product = next(f for f in delta_type["elementType"]["fields"] if f["name"] == "product")
     names = tuple(f["name"] for f in product["type"]["fields"] if f["name"] in CATALOG_FIELD_TYPES)
     return product_details_type(names)
@@ -186,17 +185,9 @@ def read_file_batches(store: str, add: dict, schema: pa.Schema, event_filter: Ev
         brought_in = imported_version(add)
         if brought_in is None or brought_in <= since_version:
             return
-    path = join_path(store, add["path"])
     date = add.get("partitionValues", {}).get(PARTITION_COLUMN)
     wanted = [n for n in schema.names if n != PARTITION_COLUMN]
-    try:
-        handle = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-    except Exception as exc:
-        if is_missing(exc):
-            raise StoreChanged(f"the store file {add['path']} was removed by a later version while it was being "
-                               "read; read the store again") from None
-        raise
-    with handle:
+    with _open_store_file(store, add) as handle:
         parquet = pq.ParquetFile(pa.PythonFile(handle, mode="r"))
         present = set(parquet.schema_arrow.names)
         needed = [n for n in (event_filter.columns if event_filter is not None else []) if n not in wanted]
@@ -221,20 +212,37 @@ def read_file_batches(store: str, add: dict, schema: pa.Schema, event_filter: Ev
                 yield batch.slice(start, BATCH_ROWS)
 
 
-def _chunks(metadata: pq.FileMetaData, groups: list[int]) -> list[list[int]]:
-    """Row groups read together, up to ``BATCH_ROWS`` rows a read: the store's row groups can be
-    small (a few thousand rows), and a read per row group cost a third of an export."""
-    out, current, rows = [], [], 0
-    for g in groups:
-        n = metadata.row_group(g).num_rows
-        if current and rows + n > BATCH_ROWS:
+def _open_store_file(store: str, add: dict):
+    """A data file opened for reading; ``StoreChanged`` when a later job has deleted it."""
+    try:
+        return FileSystems.open(join_path(store, add["path"]), compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception as exc:
+        if is_missing(exc):
+            raise StoreChanged(f"the store file {add['path']} was removed by a later version while it was being "
+                               "read; read the store again") from None
+        raise
+
+
+def consecutive_groups(items: list, size_of, limit: int) -> list[list]:
+    """``items`` in order, cut into runs whose sizes sum to at most ``limit`` (an item larger than
+    ``limit`` is a run of its own)."""
+    out, current, total = [], [], 0
+    for item in items:
+        n = size_of(item)
+        if current and total + n > limit:
             out.append(current)
-            current, rows = [], 0
-        current.append(g)
-        rows += n
+            current, total = [], 0
+        current.append(item)
+        total += n
     if current:
         out.append(current)
     return out
+
+
+def _chunks(metadata: pq.FileMetaData, groups: list[int]) -> list[list[int]]:
+    """Row groups read together, up to ``BATCH_ROWS`` rows a read: the store's row groups can be
+    small (a few thousand rows), and a read per row group cost a third of an export."""
+    return consecutive_groups(groups, lambda g: metadata.row_group(g).num_rows, BATCH_ROWS)
 
 
 def _valueless_columns(group: pq.RowGroupMetaData) -> set[str]:
@@ -254,15 +262,8 @@ def _valueless_columns(group: pq.RowGroupMetaData) -> set[str]:
 def columns_with_values(store: str, add: dict, names) -> set[str] | None:
     """Which of the top-level columns ``names`` hold any value in a data file, from its Parquet
     footer alone (leaf values against null counts); None when the footer lacks statistics."""
-    path = join_path(store, add["path"])
-    try:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            metadata = pq.ParquetFile(pa.PythonFile(handle, mode="r")).metadata
-    except Exception as exc:
-        if is_missing(exc):
-            raise StoreChanged(f"the store file {add['path']} was removed by a later version while it was being "
-                               "read; read the store again") from None
-        raise
+    with _open_store_file(store, add) as handle:
+        metadata = pq.ParquetFile(pa.PythonFile(handle, mode="r")).metadata
     found = set()
     for g in range(metadata.num_row_groups):
         group = metadata.row_group(g)
