@@ -116,13 +116,21 @@ def _assert_interrupt_outcome(process, err: bytes, store) -> None:
     assert not [p for p in store.rglob("*") if p.is_file()] if store.exists() else True
 
 
+def _wait_until_the_run_started(process, store, timeout: float = 60.0) -> None:
+    """Until the job has marked its run alive (``_tmp/<run id>/running``) or ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None and not list(store.glob("_tmp/*/running")):
+        time.sleep(0.05)
+
+
 def test_ctrl_c_exits_130_with_one_line_and_no_version(tmp_path):
     lines = [json.dumps({"eventType": "home-page-view", "visitorId": f"v{i}", "eventTime": "2024-03-01T10:00:00Z"})
              for i in range(200_000)]
     (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
     make_catalog(tmp_path / "catalog.json")
     process = subprocess.Popen(_eventlake(*_import_args(tmp_path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.0)
+    _wait_until_the_run_started(process, tmp_path / "store")  # a fixed sleep raced Python's start-up under load
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     _assert_interrupt_outcome(process, err, tmp_path / "store")
