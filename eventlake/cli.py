@@ -97,8 +97,10 @@ def _job_parser(sub, name: str, summary: str, description: str) -> argparse.Argu
 def _import_parser(sub) -> None:
     p = _job_parser(sub, "import", "import Retail user-event files into the event store", IMPORT_DESCRIPTION)
     p.add_argument("--events", action="append", help="event file or glob; repeat for more")
-    p.add_argument("--format", help="the events' format: retail (default), personalize, personalize-events, opensearch, or a "
-                        "registered one")
+    p.add_argument("--format", help="the events' format: retail (default), personalize, personalize-events, opensearch, "
+                        "pairec-behavior, ga4, mapped (with a mapping in --config), or a registered one")
+    p.add_argument("--format-option", action="append", metavar="KEY=VALUE", dest="format_options",
+                   help="an option of the format, e.g. timezone=UTC for pairec-behavior; repeat for more")
     p.add_argument("--catalog", help="the product catalog (Retail Product JSON lines by default); without one no join is done "
                    "(joined is null) until a rejoin")
     _catalog_format_flags(p)
@@ -116,6 +118,8 @@ def _catalog_format_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog-format", help="the catalog's format: retail (default), personalize-items")
     p.add_argument("--catalog-field", action="append", metavar="COLUMN=FIELD", dest="catalog_field_map",
                    help="fill a catalog field from a source column, e.g. GENRE=categories; repeat for more")
+    p.add_argument("--catalog-format-option", action="append", metavar="KEY=VALUE", dest="catalog_format_options",
+                   help="an option of the catalog format; repeat for more")
 
 
 def _rejoin_parser(sub) -> None:
@@ -310,8 +314,10 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
 
         return format_vacuum(vacuum(args.store, dry_run=args.dry_run))
     overrides = {k: v for k, v in vars(args).items() if k not in ("job", "config", "debug")}
-    if overrides.get("catalog_field_map") is not None:
-        overrides["catalog_field_map"] = _pairs("--catalog-field", overrides["catalog_field_map"])
+    for key, flag in (("catalog_field_map", "--catalog-field"), ("format_options", "--format-option"),
+                      ("catalog_format_options", "--catalog-format-option")):
+        if overrides.get(key) is not None:
+            overrides[key] = _pairs(flag, overrides[key])
     if args.job == "import":
         from eventlake.pipelines.import_events import run_import
 
@@ -334,7 +340,8 @@ def _pairs(flag: str, values: list[str]) -> dict[str, str]:
     for value in values:
         key, sep, target = value.partition("=")
         if not sep or not key.strip() or not target.strip():
-            raise ConfigError(f"{flag}: expected COLUMN=FIELD, got {value!r}")
+            raise ConfigError(f"{flag}: expected {'COLUMN=FIELD' if flag == '--catalog-field' else 'KEY=VALUE'}, "
+                              f"got {value!r}")
         out[key.strip()] = target.strip()
     return out
 
@@ -380,7 +387,8 @@ def format_export(summary: Mapping) -> str:
 def format_summary(summary: Mapping) -> str:
     """The summary as an aligned two-column table."""
     rows = []
-    for key in ("dry_run", "records", "stored", "joined", "unjoined", "duplicates", "errors", "skipped_files", "files",
+    for key in ("dry_run", "records", "stored", "joined", "unjoined", "duplicates", "errors", "skipped", "skipped_files",
+                "files",
                 "scope", "events_in_scope", "rejoined", "newly_joined", "newly_unjoined", "events_changed", "purged",
                 "error_samples_removed",
                 "files_total", "files_scanned", "files_skipped", "files_rewritten", "catalog_products", "catalog_errors",
@@ -394,6 +402,8 @@ def format_summary(summary: Mapping) -> str:
         rows.append((f"  {name}", f"records {counts['records']}, errors {counts['errors']}"))
     for reason, count in summary.get("errors_by_reason", {}).items():
         rows.append((f"  error {reason}", count))
+    for reason, count in summary.get("skipped_by_reason", {}).items():
+        rows.append((f"  skipped {reason}", count))
     for kind, count in {**summary.get("by_event_type", {}), **summary.get("purged_by_event_type", {})}.items():
         rows.append((f"  type {kind}", count))
     if summary.get("note"):

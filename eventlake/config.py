@@ -96,6 +96,11 @@ class ImportConfig(_Checked):
     (Personalize items: ``GENRE: categories``)."""
     catalog_fields: list[str] = field(default_factory=lambda: list(DEFAULT_CATALOG_FIELDS))
     """Catalog fields copied into each stored product."""
+    format_options: dict[str, object] = field(default_factory=dict)
+    """The event format's own options: ``timezone`` for ``pairec-behavior``, the column mapping
+    of ``mapped`` (see each format's README section)."""
+    catalog_format_options: dict[str, object] = field(default_factory=dict)
+    """The catalog format's own options (the ``mapped`` catalog's column mapping)."""
     reimport: bool = False
     """Import files the store already has (their events then count as duplicates)."""
     allow_missing: bool = False
@@ -114,7 +119,8 @@ class ImportConfig(_Checked):
 
         if self.format not in [*format_names(), "auto"]:
             raise ConfigError(f"format: unknown format {self.format!r}; known: {', '.join(format_names())}, or auto")
-        _check_catalog_format(self.catalog_format, self.catalog_field_map)
+        _check_format_options(self.format, self.format_options)
+        _check_catalog_format(self.catalog_format, self.catalog_field_map, self.catalog_format_options)
         unknown = [f for f in self.catalog_fields if f not in CATALOG_FIELD_TYPES]
         if unknown:
             raise ConfigError(f"catalog_fields: unknown field {unknown[0]!r}; choose from {', '.join(CATALOG_FIELD_TYPES)}")
@@ -142,6 +148,8 @@ class RejoinConfig(_Checked):
     """The catalog's format: ``retail`` (Retail Product JSON lines) or ``personalize-items``."""
     catalog_field_map: dict[str, str] = field(default_factory=dict)
     """Catalog source column -> catalog field, as for import."""
+    catalog_format_options: dict[str, object] = field(default_factory=dict)
+    """The catalog format's own options, as for import."""
     scope: str = "all"
     """Which events: ``unjoined`` (find products now in the catalog), ``joined`` (refresh their
     catalog fields), or ``all``, as Retail's ``UserEventRejoinScope``."""
@@ -155,7 +163,7 @@ class RejoinConfig(_Checked):
             raise ConfigError("store: give the event store location (--store)")
         if not self.catalog:
             raise ConfigError("catalog: give the product catalog (--catalog)")
-        _check_catalog_format(self.catalog_format, self.catalog_field_map)
+        _check_catalog_format(self.catalog_format, self.catalog_field_map, self.catalog_format_options)
         if self.scope not in REJOIN_SCOPES:
             raise ConfigError(f"scope: {self.scope!r} is not one of {', '.join(REJOIN_SCOPES)}")
         return self
@@ -203,6 +211,8 @@ class ExportConfig(_Checked):
     """The catalog's format: ``retail``, ``personalize-items``, ``opensearch-items`` or ``auto``."""
     catalog_field_map: dict[str, str] = field(default_factory=dict)
     """Catalog source column -> catalog field, as for import."""
+    catalog_format_options: dict[str, object] = field(default_factory=dict)
+    """The catalog format's own options, as for import."""
     since_version: int | None = None
     """Only the events imported after this store version (an incremental export); the summary's
     ``version`` is the one to pass next time."""
@@ -243,18 +253,34 @@ class ExportConfig(_Checked):
             except SplitError as exc:
                 raise ConfigError(str(exc)) from None
         if self.catalog:
-            _check_catalog_format(self.catalog_format, self.catalog_field_map)
+            _check_catalog_format(self.catalog_format, self.catalog_field_map, self.catalog_format_options)
         if self.output.rstrip("/").count("/") < (3 if "://" in self.output else 0):
             raise ConfigError(f"output: {self.output} is a bucket; give a folder inside it")
         return self
 
 
-def _check_catalog_format(name: str, field_map: dict[str, str]) -> None:
+def _check_format_options(name: str, options: dict, catalog: bool = False) -> None:
+    """A bad format option is named as ``format_options.<key>`` before anything runs."""
+    from eventlake.formats.base import FormatOptionError, catalog_format_class, format_class
+
+    setting = "catalog_format_options" if catalog else "format_options"
+    if not options:
+        return
+    if name == "auto":
+        raise ConfigError(f"{setting}: options belong to one format; give --{'catalog-' if catalog else ''}format")
+    try:
+        (catalog_format_class if catalog else format_class)(name).check_options(options)
+    except FormatOptionError as exc:
+        raise ConfigError(f"{setting}.{exc}") from None
+
+
+def _check_catalog_format(name: str, field_map: dict[str, str], options: dict | None = None) -> None:
     from eventlake.formats.base import catalog_format_names
 
     if name not in [*catalog_format_names(), "auto"]:
         raise ConfigError(f"catalog_format: unknown catalog format {name!r}; known: {', '.join(catalog_format_names())}, "
                           "or auto")
+    _check_format_options(name, options or {}, catalog=True)
     for column, target in field_map.items():
         if target not in CATALOG_FIELD_TYPES:
             raise ConfigError(f"catalog_field_map: {column} maps to {target!r}, which is not a catalog field; choose "
@@ -290,7 +316,9 @@ def load_config(path: str | None, overrides: dict, kind: type = ImportConfig):
                 else _coerce(f"{path}::{key}", hints[key], value)
     for key, value in overrides.items():
         if value is not None:
-            values[key] = _coerce(f"--{key.replace('_', '-')}", hints[key], value)
+            value = _coerce(f"--{key.replace('_', '-')}", hints[key], value)
+            # a flag's KEY=VALUE pairs add to (or override keys of) the config's own mapping
+            values[key] = {**values[key], **value} if isinstance(value, dict) and key in values else value
     for key in PATH_SETTINGS & set(values):
         values[key] = [_without_file_scheme(v) for v in values[key]] if isinstance(values[key], list) \
             else _without_file_scheme(values[key])

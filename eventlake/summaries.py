@@ -77,7 +77,8 @@ def _checked(cls, key: str, hint, value):
 
 @dataclass(frozen=True)
 class ImportSummary(Summary):
-    """``eventlake import``: every record stored, dropped as a duplicate, or an error sample."""
+    """``eventlake import``: every record stored, dropped as a duplicate, skipped by a documented
+    rule of its format (``skipped_by_reason``), or an error sample."""
 
     job: ClassVar[str] = "import"
     records: int = 0
@@ -87,6 +88,8 @@ class ImportSummary(Summary):
     duplicates: int = 0
     errors: int = 0
     errors_by_reason: dict = field(default_factory=dict)
+    skipped: int = 0
+    skipped_by_reason: dict = field(default_factory=dict)
     catalog_products: int | None = 0
     catalog_errors: int = 0
     skipped_files: int = 0

@@ -38,6 +38,9 @@ class ParsedBlock:
     errors: list[dict] = field(default_factory=list)
     lines: int = 0
     records: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Records left out by a documented rule of the format (GA4's ``session_start``), by
+    reason; they count in ``records`` too, so ``records == len(batch) + len(errors) + skipped``."""
 
 
 class RecordRejected(ValueError):
@@ -47,6 +50,14 @@ class RecordRejected(ValueError):
     def __init__(self, field: str, reason: str, message: str):
         super().__init__(message)
         self.field, self.reason = field, reason
+
+
+class FormatOptionError(ValueError):
+    """A format option is unknown or wrong; ``key`` names it (``timezone``, ``columns.time``)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
 
 
 class SourceFileError(ValueError):
@@ -71,6 +82,27 @@ class EventFormat(abc.ABC):
     default_event_type_map: ClassVar[Mapping[str, str]] = {}
     """Source event type -> canonical type, before the config's own ``event_type_map``."""
     description: ClassVar[str] = ""
+    option_names: ClassVar[Mapping[str, str]] = {}
+    """The options it takes (``format_options`` in the config), each with what it does."""
+
+    def __init__(self, options: Mapping | None = None, *, event_type_map: Mapping[str, str] | None = None,
+                 allowed_event_types: tuple[str, ...] = ()):
+        """``options`` are checked by ``check_options``; the event-type settings are the import's,
+        for formats that skip the events they cannot map (GA4's ``session_start``)."""
+        self.options = self.check_options(options or {})
+        self.event_type_map = {**self.default_event_type_map, **(event_type_map or {})}
+        self.allowed_event_types = tuple(allowed_event_types)
+
+    @classmethod
+    def check_options(cls, options: Mapping) -> dict:
+        """The options, checked: ``FormatOptionError`` naming the first unknown or wrong key.
+        Formats with options override this to check their values too (and call it)."""
+        return _known_options(cls, options)
+
+    @classmethod
+    def splittable_path(cls, path: str) -> bool:
+        """Whether this file may be read in byte ranges: ``splittable``, but never for Parquet."""
+        return cls.splittable and not is_parquet(path)
 
     @abc.abstractmethod
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
@@ -129,9 +161,21 @@ class CatalogFormat(abc.ABC):
     suffixes: ClassVar[tuple[str, ...]]
     splittable: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    option_names: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, fields: tuple[str, ...], field_map: Mapping[str, str] | None = None):
+    def __init__(self, fields: tuple[str, ...], field_map: Mapping[str, str] | None = None,
+                 options: Mapping | None = None):
         self.fields, self.field_map = tuple(fields), dict(field_map or {})
+        self.options = self.check_options(options or {})
+
+    @classmethod
+    def check_options(cls, options: Mapping) -> dict:
+        """As ``EventFormat.check_options``, for ``catalog_format_options``."""
+        return _known_options(cls, options)
+
+    @classmethod
+    def splittable_path(cls, path: str) -> bool:
+        return cls.splittable and not is_parquet(path)
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -145,6 +189,21 @@ class CatalogFormat(abc.ABC):
         Error line numbers are relative to the range (a range that starts mid-file has them
         made absolute by the caller); the same exceptions as ``EventFormat.read_range``.
         """
+
+
+def _known_options(cls, options: Mapping) -> dict:
+    if not isinstance(options, Mapping):
+        raise FormatOptionError("format_options", f"must be a mapping of option names to values, not {options!r}")
+    for key in options:
+        if key not in cls.option_names:
+            known = ", ".join(cls.option_names) or "none"
+            raise FormatOptionError(str(key), f"not an option of the {cls.name} format (its options: {known})")
+    return dict(options)
+
+
+def is_parquet(path: str) -> bool:
+    """Parquet files are read by row groups, never in byte ranges."""
+    return path.lower().endswith(".parquet")
 
 
 _registry: dict[str, type[EventFormat]] = {}
@@ -205,9 +264,11 @@ def format_class(name: str) -> type[EventFormat]:
     return _lookup(_registry, name, "format")
 
 
-def get_format(name: str) -> EventFormat:
-    """A new instance of the format called ``name``; ``KeyError`` naming the known ones."""
-    return format_class(name)()
+def get_format(name: str, options: Mapping | None = None, **event_types) -> EventFormat:
+    """A new instance of the format called ``name``; ``KeyError`` naming the known ones,
+    ``FormatOptionError`` naming a bad option. ``event_types``: ``event_type_map`` and
+    ``allowed_event_types``, as ``EventFormat`` takes them."""
+    return format_class(name)(options, **event_types)
 
 
 AUTO = "auto"

@@ -470,7 +470,8 @@ class RetailFormat(EventFormat):
         return isinstance(first, dict) and bool({"eventType", "event_type"} & set(first)) and bool(
             {"visitorId", "visitor_id"} & set(first))
 
-    def __init__(self):
+    def __init__(self, options=None, **event_types):
+        super().__init__(options, **event_types)
         self._fields = FastFields()
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:

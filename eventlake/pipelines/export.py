@@ -381,7 +381,8 @@ class ExportEvents(beam.PTransform):
                                      plan.config.catalog_format)
             paths = catalog_paths(plan.config.catalog, name)
             catalog = pbegin | "ReadCatalog" >> ReadCatalog(paths, tuple(CATALOG_FIELD_TYPES), plan.scratch,
-                                                            format_name=name, field_map=plan.config.catalog_field_map)
+                                                            format_name=name, field_map=plan.config.catalog_field_map,
+                                                            options=plan.config.catalog_format_options)
             side["catalog"] = finish_side["catalog"] = beam.pvalue.AsSingleton(catalog["products"])
             errors = catalog["errors"] | "CountCatalogErrors" >> beam.combiners.Count.Globally()
             finish_side["catalog_errors"] = beam.pvalue.AsSingleton(errors)

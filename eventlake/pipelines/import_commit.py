@@ -59,6 +59,9 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
                   catalog_errors: dict, catalog_products: int, catalog_failure: str | None = None) -> dict:
     """Dedupe, commit and report; returns the summary (``status`` "ok" or "failed")."""
     records = sum(s["records"] for s in stats)
+    skipped_by_reason: Counter = Counter()
+    for s in stats:
+        skipped_by_reason.update(s.get("skipped", {}))
     summary = {
         "run_id": plan.run_id,
         "status": "ok",
@@ -69,6 +72,8 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
         "duplicates": 0,
         "errors": errors["count"],
         "errors_by_reason": dict(sorted(errors["by_reason"].items())),
+        "skipped": sum(skipped_by_reason.values()),
+        "skipped_by_reason": dict(sorted(skipped_by_reason.items())),
         "catalog_products": catalog_products if plan.parameters.get("catalog") else None,
         "catalog_errors": catalog_errors["count"],
         "skipped_files": plan.skipped_files,
@@ -102,7 +107,7 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
             delta_log.try_commit(plan.store, snapshot.version + 1, _schema_actions(snapshot, added), attempt)
             continue
         removed = set(checked.files) - set(snapshot.files)
-        if removed and records - summary["errors"] > sum(f.rows for f in written):
+        if removed and records - summary["errors"] - summary["skipped"] > sum(f.rows for f in written):
             # Some events were dropped as duplicates of stored twins, and a purge or rejoin has
             # rewritten stored files since: the twins may be gone. Run again from the new version,
             # as if this import had started after that job.
@@ -167,9 +172,9 @@ def _check_all_bad_files(plan: CommitPlan, stats: list[dict], errors: dict) -> s
     events: refuse it (unless the user set an error limit) so that it is not marked imported."""
     if plan.max_error_ratio is not None:
         return None
-    records: Counter = Counter()
+    records: Counter = Counter()  # records that were not skipped by a documented rule
     for s in stats:
-        records[s["path"]] += s["records"]
+        records[s["path"]] += s["records"] - sum(s.get("skipped", {}).values())
     by_source = errors.get("by_source", {})
     bad = [p for p in sorted(records) if records[p] and by_source.get(p, 0) >= records[p]]
     if not bad:
@@ -258,7 +263,7 @@ def _count(summary: dict, written: list[WrittenFile], records: int) -> None:
         unjoined=None if joined is None else stored - joined,
         **({"note": "no catalog: the events were not joined; 'eventlake rejoin --catalog C' joins them"}
            if joined is None else {}),
-        duplicates=records - stored - summary["errors"],
+        duplicates=records - stored - summary["errors"] - summary["skipped"],
         by_event_type=dict(sorted(by_type.items())),
         data_files=sum(1 for f in written if f.rows),
     )

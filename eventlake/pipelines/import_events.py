@@ -184,12 +184,16 @@ class ImportEvents(beam.PTransform):
         if plan.catalog_paths:
             catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, fields, plan.commit.temp_dir,
                                                             format_name=plan.catalog_format,
-                                                            field_map=config.catalog_field_map)
+                                                            field_map=config.catalog_field_map,
+                                                            options=config.catalog_format_options)
         else:  # no join: the events are stored neither joined nor unjoined
             catalog = {"products": pbegin | "NoCatalog" >> beam.Create([CatalogFile("", 0)]),
                        ERRORS: pbegin | "NoCatalogErrors" >> beam.Create([])}
         read = pbegin | "ReadEvents" >> ReadEvents(ranges=plan.ranges, format=plan.formats,
-                                                   block_bytes=config.block_bytes, absolute_lines=False)
+                                                   block_bytes=config.block_bytes, absolute_lines=False,
+                                                   format_options=config.format_options,
+                                                   event_type_map=config.event_type_map,
+                                                   allowed_event_types=tuple(config.allowed_event_types))
         valid = read.events | "ValidateEvents" >> ValidateEvents(tuple(config.allowed_event_types),
                                                                  config.event_type_map)
         joined = (
@@ -234,7 +238,7 @@ def execute_import(plan: ImportPlan, pipeline_args: list[str] | None = None) -> 
 def _nothing_to_do(plan: ImportPlan) -> dict:
     return {
         "run_id": plan.commit.run_id, "status": "ok", "records": 0, "stored": 0, "joined": 0, "unjoined": 0,
-        "duplicates": 0, "errors": 0, "errors_by_reason": {}, "skipped_files": plan.commit.skipped_files,
+        "duplicates": 0, "errors": 0, "errors_by_reason": {}, "skipped": 0, "skipped_by_reason": {}, "skipped_files": plan.commit.skipped_files,
         "skipped_paths": plan.commit.skipped_paths,
         "files": 0, "by_event_type": {}, "version": None, "leftovers_removed": plan.commit.leftovers_removed, "seconds": round(time.time() - plan.commit.started, 3),
         "events_per_second": None,

@@ -175,7 +175,8 @@ class RejoinEvents(beam.PTransform):
         catalog = pbegin | "ReadCatalog" >> ReadCatalog(plan.catalog_paths, plan.catalog_fields,
                                                         scratch_dir(commit.store, commit.run_id),
                                                         format_name=plan.catalog_format,
-                                                        field_map=plan.config.catalog_field_map)
+                                                        field_map=plan.config.catalog_field_map,
+                                                        options=plan.config.catalog_format_options)
         catalog_errors = catalog[ERRORS] | "SummarizeCatalogErrors" >> beam.CombineGlobally(ErrorSummaryFn(MAX_SAMPLES)).without_defaults()
         products = beam.pvalue.AsSingleton(catalog["products"])
         return (

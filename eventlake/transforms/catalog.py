@@ -92,12 +92,13 @@ def load_catalog(catalog: CatalogFile) -> tuple[pa.Table, ProductIndex]:
 class _ParseCatalogRangeFn(beam.DoFn):
     """One byte range of a catalog file -> a numbered part file; the numbers keep file order."""
 
-    def __init__(self, fields: tuple[str, ...], temp_dir: str, format_name: str, field_map: dict[str, str]):
+    def __init__(self, fields: tuple[str, ...], temp_dir: str, format_name: str, field_map: dict[str, str],
+                 options: dict | None = None):
         self._fields, self._temp_dir = fields, temp_dir
-        self._format_name, self._field_map = format_name, field_map
+        self._format_name, self._field_map, self._options = format_name, field_map, options
 
     def setup(self):
-        self._format = catalog_format_class(self._format_name)(self._fields, self._field_map)
+        self._format = catalog_format_class(self._format_name)(self._fields, self._field_map, self._options)
 
     def process(self, element: tuple[int, ByteRange]):
         number, byte_range = element
@@ -142,7 +143,8 @@ class ReadCatalog(beam.PTransform):
     """Catalog file paths -> ``products`` (a singleton ``CatalogFile``) and ``errors``.
 
     ``format_name`` is a registered catalog format (``retail``, ``personalize-items``, ...);
-    ``field_map`` maps its source columns to catalog fields, where the format uses one.
+    ``field_map`` maps its source columns to catalog fields, where the format uses one;
+    ``options`` are the format's own (the ``mapped`` format's column mapping).
 
     A damaged compressed catalog file does not stop the pipeline here: ``products.failure``
     names it, and the job's commit step refuses to commit.
@@ -153,22 +155,25 @@ class ReadCatalog(beam.PTransform):
     """
 
     def __init__(self, paths: list[str], fields: tuple[str, ...], temp_dir: str, split_bytes: int = SPLIT_BYTES,
-                 format_name: str = "retail", field_map: dict[str, str] | None = None):
+                 format_name: str = "retail", field_map: dict[str, str] | None = None, options: dict | None = None):
         super().__init__()
         if not paths:
             raise ValueError("ReadCatalog needs at least one catalog file")
         self._paths, self._fields, self._temp_dir = list(paths), tuple(fields), temp_dir
         self._format = catalog_format_class(format_name)  # an unknown name fails here, not on a worker
-        self._field_map = dict(field_map or {})
-        self._split_bytes = split_bytes if self._format.splittable else 1 << 62
+        self._field_map, self._options = dict(field_map or {}), dict(options or {})
+        self._format(self._fields, self._field_map, self._options)  # and so does a bad option
+        self._split_bytes = split_bytes
 
     def expand(self, pbegin):
-        ranges = split_ranges([source_file(p) for p in self._paths], self._split_bytes)
+        ranges = [r for f in map(source_file, self._paths)  # in file order: a later file's product wins
+                  for r in split_ranges([f], self._split_bytes if self._format.splittable_path(f.path) else 1 << 62)]
         parts = (
             pbegin
             | "ListCatalogRanges" >> beam.Create(list(enumerate(ranges)))
             | "ParseProducts" >> beam.ParDo(_ParseCatalogRangeFn(self._fields, self._temp_dir, self._format.name,
-                                                                 self._field_map)).with_outputs(ERRORS, main="parts")
+                                                                 self._field_map, self._options))
+            .with_outputs(ERRORS, main="parts")
         )
         products = (
             parts.parts

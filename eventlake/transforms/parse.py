@@ -8,6 +8,8 @@ file that cannot be read (a truncated ``.gz``, a CSV without a required column) 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,19 +23,22 @@ DEFAULT_BLOCK_BYTES = 8 << 20
 
 
 class _ParseRangeFn(beam.DoFn):
-    def __init__(self, formats: str | dict[str, str], block_bytes: int, absolute_lines: bool = False):
+    def __init__(self, formats: str | dict[str, str], block_bytes: int, absolute_lines: bool = False,
+                 settings: dict | None = None):
         self._formats, self._block_bytes, self._absolute = formats, block_bytes, absolute_lines
+        self._settings = settings or {}
 
     def setup(self):
         self._readers: dict = {}
 
     def _reader(self, name: str):
         if name not in self._readers:
-            self._readers[name] = get_format(name)
+            self._readers[name] = get_format(name, **self._settings)
         return self._readers[name]
 
     def process(self, byte_range: ByteRange):
         lines = records = 0
+        skipped: Counter = Counter()
         name = self._formats if isinstance(self._formats, str) else self._formats[byte_range.path]
         stats = {"path": byte_range.path, "start": byte_range.start, "format": name}
         try:
@@ -44,6 +49,7 @@ class _ParseRangeFn(beam.DoFn):
             for parsed in reader.read_range(byte_range, self._block_bytes):
                 lines += parsed.lines
                 records += parsed.records
+                skipped.update(parsed.skipped)
                 for error in parsed.errors:
                     if before and error.get("line") is not None:
                         error = {**error, "line": error["line"] + before}
@@ -52,6 +58,8 @@ class _ParseRangeFn(beam.DoFn):
                     yield _shift_lines(parsed.batch, before) if before else parsed.batch
         except (DamagedSourceError, SourceFileError) as error:
             stats["failure"] = str(error)  # the commit step refuses the run; what was read is discarded
+        if skipped:
+            stats["skipped"] = dict(skipped)
         yield beam.pvalue.TaggedOutput(STATS, {**stats, "lines": lines, "records": records})
 
 
@@ -65,7 +73,8 @@ def _shift_lines(batch: pa.RecordBatch, before: int) -> pa.RecordBatch:
 class ParseEvents(beam.PTransform):
     """Byte ranges -> ``events`` (``PARSED_SCHEMA`` batches), ``errors`` and per-range ``stats``.
 
-    ``stats`` counts every record, so that records = parsed + errors. A file that cannot be read
+    ``stats`` counts every record, so that records = parsed + errors + skipped (``skipped``:
+    records a format leaves out by a documented rule, by reason). A file that cannot be read
     gets ``failure`` in its stats instead of an exception, so that the commit step can refuse
     the whole run with the file's name.
 
@@ -80,17 +89,20 @@ class ParseEvents(beam.PTransform):
     """
 
     def __init__(self, format_name: str | dict[str, str] = "retail", block_bytes: int = DEFAULT_BLOCK_BYTES,
-                 absolute_lines: bool = False):
+                 absolute_lines: bool = False, format_options: dict | None = None,
+                 event_type_map: dict[str, str] | None = None, allowed_event_types: tuple[str, ...] = ()):
         super().__init__()
         if block_bytes < 1024:
             raise ValueError("block_bytes must be at least 1024")
+        self._settings = {"options": dict(format_options or {}), "event_type_map": dict(event_type_map or {}),
+                          "allowed_event_types": tuple(allowed_event_types)}
         for name in {format_name} if isinstance(format_name, str) else set(format_name.values()):
-            get_format(name)  # an unknown name fails here, not on a worker
+            get_format(name, **self._settings)  # an unknown name or a bad option fails here, not on a worker
         self._formats, self._block_bytes, self._absolute = format_name, block_bytes, absolute_lines
 
     def expand(self, ranges: beam.PCollection[ByteRange]) -> beam.pvalue.DoOutputsTuple:
         return ranges | (
-            beam.ParDo(_ParseRangeFn(self._formats, self._block_bytes, self._absolute))
+            beam.ParDo(_ParseRangeFn(self._formats, self._block_bytes, self._absolute, self._settings))
             .with_output_types(pa.RecordBatch).with_outputs(ERRORS, STATS, main="events")
         )
 

@@ -35,11 +35,17 @@ class ReadEvents(beam.PTransform):
         absolute_lines: line numbers from the file's start in every range (on by default). The
             import turns it off and lets its commit step correct them, which costs no read of
             the file before each range.
+        format_options: the format's own options (``EventFormat.option_names``), e.g. PAI-Rec's
+            ``timezone`` or the ``mapped`` format's column mapping.
+        event_type_map, allowed_event_types: the import's; formats that skip the events they
+            cannot map (GA4's ``session_start``) consult them.
     """
 
     def __init__(self, patterns: list[str] | None = None, format: str | dict[str, str] = "retail", *,  # noqa: A002
                  ranges: list[ByteRange] | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
-                 split_bytes: int = DEFAULT_SPLIT_BYTES, absolute_lines: bool = True):
+                 split_bytes: int = DEFAULT_SPLIT_BYTES, absolute_lines: bool = True,
+                 format_options: dict | None = None, event_type_map: dict[str, str] | None = None,
+                 allowed_event_types: tuple[str, ...] = ()):
         super().__init__()
         if (patterns is None) == (ranges is None):
             raise ValueError("ReadEvents needs either patterns or ranges")
@@ -58,12 +64,14 @@ class ReadEvents(beam.PTransform):
             formats = dict(formats)
         self._ranges, self._format, self._block_bytes = list(ranges), formats, block_bytes
         self._absolute = absolute_lines
+        self._settings = {"format_options": format_options, "event_type_map": event_type_map,
+                          "allowed_event_types": tuple(allowed_event_types)}
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
         return (
             pbegin
             | "ListByteRanges" >> beam.Create(self._ranges, reshuffle=True)  # reshuffled: spread over the workers
-            | "ParseEvents" >> ParseEvents(self._format, self._block_bytes, self._absolute)
+            | "ParseEvents" >> ParseEvents(self._format, self._block_bytes, self._absolute, **self._settings)
         )
 
 
@@ -108,7 +116,7 @@ def all_suffixes() -> tuple[str, ...]:
 def plan_ranges(files: list[SourceFile], formats: str | dict[str, str], split_bytes: int) -> list[ByteRange]:
     """Byte ranges of ``files``; a file whose format's records may span lines is one range."""
     def splittable(path: str) -> bool:
-        return format_class(formats if isinstance(formats, str) else formats[path]).splittable
+        return format_class(formats if isinstance(formats, str) else formats[path]).splittable_path(path)
 
     return split_ranges([f for f in files if splittable(f.path)], split_bytes) + split_ranges(
         [f for f in files if not splittable(f.path)], 1 << 62)

@@ -24,9 +24,14 @@ def stored_rows(store) -> list[dict]:
 
 
 def assert_counts_add_up(s: dict) -> None:
-    assert s["records"] == s["stored"] + s["duplicates"] + s["errors"]
-    assert s["stored"] == s["joined"] + s["unjoined"] == sum(s["by_event_type"].values())
+    """Every record is stored, a duplicate, an error or skipped by a documented rule."""
+    assert s["records"] == s["stored"] + s["duplicates"] + s["errors"] + s["skipped"]
+    if s["joined"] is None:  # no catalog: neither joined nor unjoined
+        assert s["unjoined"] is None and s["stored"] == sum(s["by_event_type"].values())
+    else:
+        assert s["stored"] == s["joined"] + s["unjoined"] == sum(s["by_event_type"].values())
     assert s["errors"] == sum(s["errors_by_reason"].values())
+    assert s["skipped"] == sum(s["skipped_by_reason"].values())
 
 
 def make_events(path, n, start=0, bad_every=50, compress=False):

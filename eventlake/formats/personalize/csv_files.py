@@ -63,7 +63,8 @@ class PersonalizeInteractions(EventFormat):
     def sniff(cls, head: bytes) -> bool:
         return set(REQUIRED) <= csv_header(head)
 
-    def __init__(self):
+    def __init__(self, options=None, **event_types):
+        super().__init__(options, **event_types)
         self._found: dict[tuple[str, int], tuple[int, int] | None] = {}  # what lines_before read, for read_range
 
     def lines_before(self, byte_range: ByteRange) -> int:
