@@ -62,7 +62,8 @@ class CsvBlock:
 
 
 def read_csv_blocks(byte_range: ByteRange, block_bytes: int, file_kind: str,
-                    first_record: tuple[int, int] | None = None) -> Iterator[CsvBlock]:
+                    first_record: tuple[int, int] | None = None,
+                    column_names: list[str] | None = None) -> Iterator[CsvBlock]:
     """The records that start in ``byte_range``, a block at a time.
 
     A range that starts mid-file still knows the header (read from the file's first line) and
@@ -72,14 +73,16 @@ def read_csv_blocks(byte_range: ByteRange, block_bytes: int, file_kind: str,
     range, made absolute by the commit step as for JSON lines. ``file_kind`` names what the
     file should be, for the message when it has no header; ``first_record`` is what
     ``first_record_and_lines_before`` found for this range already, if it was asked.
+    ``column_names``, for a file without a header row (Taobao's ``UserBehavior.csv``): the
+    first line is a record, and these name its fields.
     """
     end = byte_range.end if byte_range.end >= 0 else None
     with open_source(byte_range.path, byte_range.compression) as handle:
-        header: list[str] | None = None
+        header: list[str] | None = list(column_names) if column_names else None
         header_lines = 0
         position, line = 0, 1  # of the first byte in ``pending``
         if byte_range.start > 0:
-            header = _header(byte_range.path, _first_line(byte_range.path), file_kind)
+            header = header or _header(byte_range.path, _first_line(byte_range.path), file_kind)
             found = first_record or first_record_and_lines_before(byte_range.path, byte_range.start)
             position = None if found is None else found[0]
             if position is None or (end is not None and position >= end):
