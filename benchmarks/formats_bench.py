@@ -10,7 +10,8 @@ here are shared.
     python benchmarks/formats_bench.py --events 1000000 --repeat 3 --formats retail personalize
 
 Targets (issue 13): Personalize CSV at least as fast as Retail JSON; the JSON formats at least
-0.7x Retail. ``pairec-parquet`` is the PAI-Rec rows as Parquet (a MaxCompute table's export).
+0.7x Retail. ``pairec-parquet`` is the PAI-Rec rows as Parquet (a MaxCompute table's export);
+``mapped-otto`` is OTTO-shaped sessions of five events read through ``configs/otto.yaml``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ import sys
 import tempfile
 import time
 
-FORMATS = ("retail", "personalize", "personalize-events", "opensearch", "pairec-behavior", "pairec-parquet")
-FORMAT_OF = {"pairec-parquet": "pairec-behavior"}  # rows whose label is not the format's name
+FORMATS = ("retail", "personalize", "personalize-events", "opensearch", "pairec-behavior", "pairec-parquet",
+           "mapped-otto")
+FORMAT_OF = {"pairec-parquet": "pairec-behavior", "mapped-otto": "mapped"}  # labels that are not a format's name
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "configs")
+FLAGS = {"mapped-otto": ["--config", os.path.join(CONFIGS, "otto.yaml")]}  # OTTO-shaped sessions, the shipped mapping
+OTTO_TYPES = {"detail-page-view": "clicks", "add-to-cart": "carts", "purchase-complete": "orders",
+              "home-page-view": "clicks"}
 PAIREC_EVENTS = {"detail-page-view": "click", "add-to-cart": "cart", "purchase-complete": "buy",
                  "home-page-view": "expr"}
 TYPES = ("detail-page-view", "add-to-cart", "purchase-complete", "home-page-view")
@@ -53,13 +59,15 @@ def write_inputs(directory: str, n: int) -> dict[str, str]:
         "opensearch": os.path.join(directory, "behavior.json"),
         "pairec-behavior": os.path.join(directory, "pairec.csv"),
         "pairec-parquet": os.path.join(directory, "pairec.parquet"),
+        "mapped-otto": os.path.join(directory, "otto.jsonl"),
     }
     with open(paths["retail"], "w") as retail, open(paths["personalize"], "w") as csv_file, \
             open(paths["personalize-events"], "w") as put, open(paths["opensearch"], "w") as behavior, \
-            open(paths["pairec-behavior"], "w") as pairec:
+            open(paths["pairec-behavior"], "w") as pairec, open(paths["mapped-otto"], "w") as otto:
         csv_file.write("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n")
         pairec.write("uid,item_id,event,time,scene,request_id\n")
         request: list[dict] = []
+        session: list[dict] = []
         for visitor, product, seconds, kind, i in events(n):
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
             line = {"eventType": kind, "visitorId": visitor, "sessionId": f"s-{i}", "eventTime": stamp,
@@ -80,6 +88,12 @@ def write_inputs(directory: str, n: int) -> dict[str, str]:
                 "rn": f"r-{i}", "trace_info": "-", "item_type": "item", "sdk_type": "opensearch_sdk",
                 "sdk_version": "3.2.0", "trace_id": "other"}}) + "\n")
             pairec.write(f"{visitor},{product},{PAIREC_EVENTS[kind]},{seconds},home,r-{i}\n")
+            session.append({"aid": int(product[1:]), "ts": seconds * 1000, "type": OTTO_TYPES[kind]})
+            if len(session) == 5:
+                otto.write(json.dumps({"session": i, "events": session}) + "\n")
+                session = []
+        if session:
+            otto.write(json.dumps({"session": n, "events": session}) + "\n")
         if request:
             put.write(json.dumps({"trackingId": "t-1", "sessionId": "s-last", "eventList": request}) + "\n")
     import pyarrow.csv as pcsv
@@ -97,7 +111,8 @@ def time_import(work: str, fmt: str, path: str) -> tuple[float, dict]:
     shutil.rmtree(store, ignore_errors=True)
     summary = os.path.join(work, f"summary-{fmt}.json")
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "eventlake.cli", "import", "--format", FORMAT_OF.get(fmt, fmt), "--events", path,
+    subprocess.run([sys.executable, "-m", "eventlake.cli", "import", *FLAGS.get(fmt, []), "--format",
+                    FORMAT_OF.get(fmt, fmt), "--events", path,
                     "--catalog", os.path.join(work, "catalog.jsonl"), "--store", store, "--summary", summary],
                    check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - started

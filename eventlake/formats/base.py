@@ -84,6 +84,8 @@ class EventFormat(abc.ABC):
     description: ClassVar[str] = ""
     option_names: ClassVar[Mapping[str, str]] = {}
     """The options it takes (``format_options`` in the config), each with what it does."""
+    detectable: ClassVar[bool] = True
+    """Whether ``--format auto`` may choose it (a format that needs its options cannot be)."""
 
     def __init__(self, options: Mapping | None = None, *, event_type_map: Mapping[str, str] | None = None,
                  allowed_event_types: tuple[str, ...] = ()):
@@ -162,6 +164,7 @@ class CatalogFormat(abc.ABC):
     splittable: ClassVar[bool] = True
     description: ClassVar[str] = ""
     option_names: ClassVar[Mapping[str, str]] = {}
+    detectable: ClassVar[bool] = True
 
     def __init__(self, fields: tuple[str, ...], field_map: Mapping[str, str] | None = None,
                  options: Mapping | None = None):
@@ -229,7 +232,7 @@ def register_format(cls):
 
 def _load_builtin_and_plugins() -> None:
     global _entry_points_loaded
-    from eventlake.formats import opensearch, pairec, personalize, retail_catalog, retail_json  # noqa: F401 - registering
+    from eventlake.formats import mapped, opensearch, pairec, personalize, retail_catalog, retail_json  # noqa: F401 - registering
 
     if _entry_points_loaded:
         return
@@ -293,7 +296,7 @@ def detect_format(path: str, catalog: bool = False) -> str:
     from eventlake.io.files import uncompressed_name
 
     name = uncompressed_name(path)
-    by_suffix = sorted(n for n, cls in registry.items() if name.endswith(cls.suffixes))
+    by_suffix = sorted(n for n, cls in registry.items() if cls.detectable and name.endswith(cls.suffixes))
     try:
         head = file_head(path)
     except Exception as exc:  # noqa: BLE001 - a damaged file: said here, in one line

@@ -295,7 +295,7 @@ def rfc3339_times(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
     text = pc.utf8_trim_whitespace(as_text(values))
     well_formed = pc.match_substring_regex(text, _RFC3339)
-    times = _parse_times(text, well_formed)
+    times = _parse_times(pa.chunked_array([text]), pa.chunked_array([well_formed]))
     return times, as_bools(pc.is_valid(text)) & ~as_bools(pc.is_valid(times))
 
 

@@ -195,7 +195,7 @@ class ImportEvents(beam.PTransform):
                                                    event_type_map=config.event_type_map,
                                                    allowed_event_types=tuple(config.allowed_event_types))
         valid = read.events | "ValidateEvents" >> ValidateEvents(tuple(config.allowed_event_types),
-                                                                 config.event_type_map)
+                                                                 config.event_type_map, config.format_options)
         joined = (
             valid.events
             | "FingerprintEvents" >> FingerprintEvents()

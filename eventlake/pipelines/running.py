@@ -152,7 +152,8 @@ def catalog_paths(pattern: str, format_name: str = "retail") -> list[str]:
     """The catalog files a path or glob names; ``JobError`` when there are none."""
     from eventlake.formats.base import AUTO, catalog_format_class, catalog_format_names
 
-    names = catalog_format_names() if format_name == AUTO else [format_name]
+    names = [n for n in catalog_format_names() if catalog_format_class(n).detectable] if format_name == AUTO \
+        else [format_name]
     suffixes = tuple(sorted({s for n in names for s in catalog_format_class(n).suffixes}))
     try:
         files, _ = match_files([pattern], suffixes)

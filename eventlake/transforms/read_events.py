@@ -110,7 +110,8 @@ class ReadOpenSearchBehavior(_ReadOneFormat):
 
 def all_suffixes() -> tuple[str, ...]:
     """The file name endings some event format reads (what ``auto`` matches)."""
-    return tuple(sorted({suffix for name in format_names() for suffix in format_class(name).suffixes}))
+    return tuple(sorted({suffix for name in format_names() if format_class(name).detectable
+                         for suffix in format_class(name).suffixes}))
 
 
 def plan_ranges(files: list[SourceFile], formats: str | dict[str, str], split_bytes: int) -> list[ByteRange]:

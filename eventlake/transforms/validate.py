@@ -56,27 +56,28 @@ def _by_date(batch: pa.RecordBatch, rows: np.ndarray) -> np.ndarray:
 
 
 def map_event_types(batch: pa.RecordBatch, mapping: dict[str, str]) -> pa.RecordBatch:
-    """Rename source event types to canonical ones (``source_event_type`` keeps the original)."""
+    """Rename source event types to canonical ones (``source_event_type`` keeps the original); a
+    type the map does not name keeps the ``event_type`` its format gave it."""
     if not mapping:
         return batch
     source = batch.column("source_event_type")
     position = pc.index_in(source, value_set=pa.array(list(mapping)))
-    mapped = pc.coalesce(pa.array(list(mapping.values())).take(position), source)
+    mapped = pc.coalesce(pa.array(list(mapping.values())).take(position), batch.column("event_type"))
     return batch.set_column(batch.schema.get_field_index("event_type"), "event_type", mapped)
 
 
 class _ValidateFn(beam.DoFn):
-    def __init__(self, allowed_event_types: tuple[str, ...], event_type_map: dict[str, str]):
-        self._allowed, self._map = allowed_event_types, event_type_map
+    def __init__(self, allowed_event_types: tuple[str, ...], event_type_map: dict[str, str], format_options: dict):
+        self._allowed, self._map, self._options = allowed_event_types, event_type_map, format_options
 
     def setup(self):
         self._by_format: dict[str, tuple[list[Rule], dict[str, str]]] = {}
 
     def _for(self, format_name: str) -> tuple[list[Rule], dict[str, str]]:
         if format_name not in self._by_format:
-            found = format_class(format_name)
-            mapping = {**found.default_event_type_map, **self._map}  # the config's own map wins
-            self._by_format[format_name] = (found().rules(self._allowed), mapping)
+            found = format_class(format_name)(self._options, event_type_map=self._map,
+                                              allowed_event_types=self._allowed)
+            self._by_format[format_name] = (found.rules(self._allowed), found.event_type_map)
         return self._by_format[format_name]
 
     def process(self, batch: pa.RecordBatch):
@@ -101,15 +102,18 @@ class ValidateEvents(beam.PTransform):
     Args:
         allowed_event_types: event types accepted besides a format's own (Retail's eight).
         event_type_map: source event type -> canonical type; overrides the format's defaults.
+        format_options: the format's options, as ``ReadEvents`` was given them.
     """
 
-    def __init__(self, allowed_event_types: tuple[str, ...] = (), event_type_map: dict[str, str] | None = None):
+    def __init__(self, allowed_event_types: tuple[str, ...] = (), event_type_map: dict[str, str] | None = None,
+                 format_options: dict | None = None):
         super().__init__()
         self._allowed, self._map = tuple(allowed_event_types), dict(event_type_map or {})
+        self._options = dict(format_options or {})
 
     def expand(self, batches: beam.PCollection[pa.RecordBatch]) -> beam.pvalue.DoOutputsTuple:
         return batches | (
-            beam.ParDo(_ValidateFn(self._allowed, self._map)).with_output_types(pa.RecordBatch).with_outputs(ERRORS, main="events")
+            beam.ParDo(_ValidateFn(self._allowed, self._map, self._options)).with_output_types(pa.RecordBatch).with_outputs(ERRORS, main="events")
         )
 
 
