@@ -11,7 +11,8 @@ here are shared.
 
 Targets (issue 13): Personalize CSV at least as fast as Retail JSON; the JSON formats at least
 0.7x Retail. ``pairec-parquet`` is the PAI-Rec rows as Parquet (a MaxCompute table's export);
-``mapped-otto`` is OTTO-shaped sessions of five events read through ``configs/otto.yaml``.
+``mapped-otto`` is OTTO-shaped sessions of five events read through ``configs/otto.yaml``;
+``ga4`` is the same events as GA4's BigQuery export writes them to JSON lines.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import tempfile
 import time
 
 FORMATS = ("retail", "personalize", "personalize-events", "opensearch", "pairec-behavior", "pairec-parquet",
-           "mapped-otto")
+           "mapped-otto", "ga4")
+GA4_EVENTS = {"detail-page-view": "view_item", "add-to-cart": "add_to_cart", "purchase-complete": "purchase",
+              "home-page-view": "page_view"}
 FORMAT_OF = {"pairec-parquet": "pairec-behavior", "mapped-otto": "mapped"}  # labels that are not a format's name
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "configs")
 FLAGS = {"mapped-otto": ["--config", os.path.join(CONFIGS, "otto.yaml")]}  # OTTO-shaped sessions, the shipped mapping
@@ -50,6 +53,22 @@ def events(n: int, seed: int = 7):
                START + rng.randrange(30 * 86_400), TYPES[rng.randrange(len(TYPES))], i)
 
 
+def ga4_row(visitor: str, product: str, seconds: int, kind: str, i: int) -> dict:
+    """One event as GA4's BigQuery export writes it to JSON (64-bit integers as strings)."""
+    home = kind == "home-page-view"
+    params = [{"key": "ga_session_id", "value": {"int_value": str(i // 5), "string_value": None}},
+              {"key": "page_location", "value": {"int_value": None,
+                                                 "string_value": "https://shop.example/" + ("" if home else product)}}]
+    ecommerce = {"transaction_id": None, "purchase_revenue": None, "tax_value": None}
+    if kind == "purchase-complete":
+        params.append({"key": "currency", "value": {"int_value": None, "string_value": "USD"}})
+        ecommerce = {"transaction_id": f"T{i}", "purchase_revenue": 10.0, "tax_value": 1.0}
+    return {"event_date": time.strftime("%Y%m%d", time.gmtime(seconds)), "event_timestamp": str(seconds * 1_000_000),
+            "event_name": GA4_EVENTS[kind], "user_pseudo_id": visitor, "user_id": None, "event_params": params,
+            "items": [] if home else [{"item_id": product, "quantity": "1", "price": 10.0}], "ecommerce": ecommerce,
+            "device": {"category": "desktop"}, "geo": {"country": "Germany"}}
+
+
 def write_inputs(directory: str, n: int) -> dict[str, str]:
     """One file per format holding the same events; returns format -> path."""
     paths = {
@@ -60,10 +79,12 @@ def write_inputs(directory: str, n: int) -> dict[str, str]:
         "pairec-behavior": os.path.join(directory, "pairec.csv"),
         "pairec-parquet": os.path.join(directory, "pairec.parquet"),
         "mapped-otto": os.path.join(directory, "otto.jsonl"),
+        "ga4": os.path.join(directory, "ga4.jsonl"),
     }
     with open(paths["retail"], "w") as retail, open(paths["personalize"], "w") as csv_file, \
             open(paths["personalize-events"], "w") as put, open(paths["opensearch"], "w") as behavior, \
-            open(paths["pairec-behavior"], "w") as pairec, open(paths["mapped-otto"], "w") as otto:
+            open(paths["pairec-behavior"], "w") as pairec, open(paths["mapped-otto"], "w") as otto, \
+            open(paths["ga4"], "w") as ga4:
         csv_file.write("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n")
         pairec.write("uid,item_id,event,time,scene,request_id\n")
         request: list[dict] = []
@@ -89,6 +110,7 @@ def write_inputs(directory: str, n: int) -> dict[str, str]:
                 "sdk_version": "3.2.0", "trace_id": "other"}}) + "\n")
             pairec.write(f"{visitor},{product},{PAIREC_EVENTS[kind]},{seconds},home,r-{i}\n")
             session.append({"aid": int(product[1:]), "ts": seconds * 1000, "type": OTTO_TYPES[kind]})
+            ga4.write(json.dumps(ga4_row(visitor, product, seconds, kind, i)) + "\n")
             if len(session) == 5:
                 otto.write(json.dumps({"session": i, "events": session}) + "\n")
                 session = []

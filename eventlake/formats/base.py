@@ -232,7 +232,7 @@ def register_format(cls):
 
 def _load_builtin_and_plugins() -> None:
     global _entry_points_loaded
-    from eventlake.formats import mapped, opensearch, pairec, personalize, retail_catalog, retail_json  # noqa: F401 - registering
+    from eventlake.formats import ga4, mapped, opensearch, pairec, personalize, retail_catalog, retail_json  # noqa: F401 - registering
 
     if _entry_points_loaded:
         return

@@ -160,10 +160,28 @@ def _table_of(objects: list[dict]) -> pa.Table:
         values = [r.get(key) for r in objects]
         try:
             columns[key] = pa.array(values)
+            continue
         except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+        try:  # numbers in one record and strings in another, inside nested values (GA4's int_value)
+            columns[key] = pa.array([_leaves_as_text(v) for v in values])
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # an object here, a string there: keep the JSON text
             columns[key] = pa.array([None if v is None else v if isinstance(v, str) else
                                      json.dumps(v, ensure_ascii=False) for v in values], pa.string())
     return pa.table(columns)
+
+
+def _leaves_as_text(value):
+    """``value`` with every scalar inside it as a string (objects and lists keep their shape)."""
+    if isinstance(value, dict):
+        return {k: _leaves_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_leaves_as_text(v) for v in value]
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
 
 
 class RowChecks:
