@@ -21,6 +21,7 @@ from eventlake.config import (
     REJOIN_SCOPES,
     ConfigError,
     ExportConfig,
+    FeaturesConfig,
     ImportConfig,
     PurgeConfig,
     RejoinConfig,
@@ -78,6 +79,15 @@ schema, items.csv with --catalog, readiness.json), retail (UserEvent JSON lines)
 (<name>.inter, <name>.item), parquet or csv (flat tables). --split makes train/valid/test files.
 Large exports are sharded (<table>/part-00000-of-00004.csv). Files are staged and published
 only when the run succeeds; a non-empty --output is refused unless --overwrite.
+
+{EXIT_CODES}"""
+
+FEATURES_DESCRIPTION = f"""Import ranking-time feature logs into the features table beside the store (<store>/_features,
+or --features-store): --format pairec-feature-log (PAI-Rec callback logs, module user / item
+records, as JSON lines, CSV or Parquet). Each record is validated (module, request id and time,
+item id on item records, feature fields that are JSON objects), then stored partitioned by the
+request's date, dropped as a duplicate, or written as an error sample. One commit or none.
+The training-samples job reads this table.
 
 {EXIT_CODES}"""
 
@@ -162,6 +172,22 @@ def _export_parser(sub) -> None:
     p.add_argument("--config", help="YAML job config (flags override it)")
 
 
+def _features_parser(sub) -> None:
+    p = _job_parser(sub, "features", "import ranking-time feature logs (features import)", FEATURES_DESCRIPTION)
+    p.add_argument("action", choices=["import"], help="what to do with feature logs: import")
+    p.add_argument("files", nargs="*", default=None, metavar="FILE", help="feature-log files or globs")
+    p.add_argument("--store", help="the event store; the features table is <store>/_features")
+    p.add_argument("--features-store", help="the features table (Delta Lake), when not <store>/_features")
+    p.add_argument("--format", help="the logs' format: pairec-feature-log (default)")
+    p.add_argument("--errors", help="error samples directory (default <features table>/_errors/<run id>)")
+    p.add_argument("--summary", help="also write the summary JSON here")
+    p.add_argument("--max-error-ratio", type=float, help="fail, committing nothing, above this error ratio")
+    p.add_argument("--reimport", action="store_true", default=None, help="import files the table has already")
+    p.add_argument("--allow-missing", action="store_true", default=None,
+                   help="go on when a pattern matches no file (otherwise an error)")
+    p.add_argument("--config", help="YAML job config (its features: section; flags override it)")
+
+
 def _history_parser(sub) -> None:
     p = _job_parser(sub, "history", "list the store's versions: time, job, parameters, counts", HISTORY_DESCRIPTION)
     p.add_argument("--store", required=True, help="event store (Delta Lake table) location")
@@ -173,8 +199,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"eventlake {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Beam's log")
-    sub = parser.add_subparsers(dest="job", required=True, metavar="{import,rejoin,purge,export,history,vacuum}")
-    for add in (_import_parser, _rejoin_parser, _purge_parser, _export_parser, _history_parser, _vacuum_parser):
+    sub = parser.add_subparsers(dest="job", required=True,
+                                metavar="{import,rejoin,purge,export,features,history,vacuum}")
+    for add in (_import_parser, _rejoin_parser, _purge_parser, _export_parser, _features_parser, _history_parser,
+                _vacuum_parser):
         add(sub)
     return parser, dict(sub.choices)
 
@@ -313,7 +341,9 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
         from eventlake.pipelines.vacuum import vacuum
 
         return format_vacuum(vacuum(args.store, dry_run=args.dry_run))
-    overrides = {k: v for k, v in vars(args).items() if k not in ("job", "config", "debug")}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("job", "config", "debug", "action")}
+    if overrides.get("files") == []:
+        overrides["files"] = None  # none on the command line: the config's, if any
     for key, flag in (("catalog_field_map", "--catalog-field"), ("format_options", "--format-option"),
                       ("catalog_format_options", "--catalog-format-option")):
         if overrides.get(key) is not None:
@@ -326,6 +356,10 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
         from eventlake.pipelines.rejoin import run_rejoin
 
         return format_summary(run_rejoin(load_config(args.config, overrides, RejoinConfig), beam_args))
+    if args.job == "features":
+        from eventlake.pipelines.features import run_features_import
+
+        return format_summary(run_features_import(load_config(args.config, overrides, FeaturesConfig), beam_args))
     if args.job == "export":
         from eventlake.pipelines.export import run_export
 
@@ -406,6 +440,10 @@ def format_summary(summary: Mapping) -> str:
         rows.append((f"  skipped {reason}", count))
     for kind, count in {**summary.get("by_event_type", {}), **summary.get("purged_by_event_type", {})}.items():
         rows.append((f"  type {kind}", count))
+    for module, count in summary.get("by_module", {}).items():
+        rows.append((f"  module {module}", count))
+    if summary.get("features_store"):
+        rows.append(("features table", summary["features_store"]))
     if summary.get("note"):
         rows.append(("note", summary["note"]))
     if summary.get("errors_path") and (summary.get("errors") or summary.get("catalog_errors")):

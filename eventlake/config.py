@@ -287,7 +287,63 @@ def _check_catalog_format(name: str, field_map: dict[str, str], options: dict | 
                               f"from {', '.join(CATALOG_FIELD_TYPES)}")
 
 
-SECTIONS = {ImportConfig: "import", RejoinConfig: "rejoin", PurgeConfig: "purge", ExportConfig: "export"}
+@dataclass
+class FeaturesConfig(_Checked):
+    """Settings of ``eventlake features import`` (the ``features:`` section of a config file)."""
+
+    store: str = ""
+    """The event store the features belong to; the features table is ``<store>/_features``."""
+    features_store: str = ""
+    """The features table (a Delta table) when it should live elsewhere than ``<store>/_features``."""
+    files: list[str] = field(default_factory=list)
+    """Feature-log files: paths or globs (JSON lines, CSV or Parquet; optionally compressed)."""
+    format: str = "pairec-feature-log"
+    """The feature logs' format: ``pairec-feature-log`` (PAI-Rec's callback logs)."""
+    errors: str = ""
+    """Where error samples go; default ``<features table>/_errors/<run id>``."""
+    summary: str = ""
+    """Also write the run summary as JSON here."""
+    max_error_ratio: float | None = None
+    """Fail (and commit nothing) when errors / records exceeds this; none means no limit."""
+    max_error_samples: int = 1000
+    """How many error samples to write; counts are always complete."""
+    reimport: bool = False
+    """Import files the features table has already (their records then count as duplicates)."""
+    allow_missing: bool = False
+    """Go on when some pattern matches no file."""
+    split_bytes: int = 64 << 20
+    """Uncompressed files larger than this are read in parallel byte ranges."""
+    block_bytes: int = 8 << 20
+    """Bytes of records parsed at a time."""
+
+    def check(self) -> FeaturesConfig:
+        if not self.files:
+            raise ConfigError("files: give at least one feature-log file or glob")
+        if not self.store and not self.features_store:
+            raise ConfigError("store: give the event store (--store) or the features table (--features-store)")
+        from eventlake.formats.base import format_names
+
+        if self.format not in format_names("features"):
+            raise ConfigError(f"format: unknown feature-log format {self.format!r}; known: "
+                              f"{', '.join(format_names('features'))}")
+        if self.max_error_ratio is not None and not 0 <= self.max_error_ratio <= 1:
+            raise ConfigError("max_error_ratio: must be between 0 and 1")
+        if self.max_error_samples < 0:
+            raise ConfigError("max_error_samples: must not be negative")
+        if self.split_bytes < 1 << 16 or not 1 << 10 <= self.block_bytes <= 1 << 30:
+            raise ConfigError("split_bytes must be at least 64 KiB, block_bytes between 1 KiB and 1 GiB")
+        return self
+
+    @property
+    def table(self) -> str:
+        """Where the features table is."""
+        from eventlake.io.delta_log import join_path
+
+        return self.features_store or join_path(self.store, "_features")
+
+
+SECTIONS = {ImportConfig: "import", RejoinConfig: "rejoin", PurgeConfig: "purge", ExportConfig: "export",
+            FeaturesConfig: "features"}
 
 
 def load_config(path: str | None, overrides: dict, kind: type = ImportConfig):
@@ -335,7 +391,7 @@ def _without_file_scheme(path: str) -> str:
     return urllib.parse.unquote(parsed.path)
 
 
-PATH_SETTINGS = {"events", "catalog", "store", "errors", "summary", "output"}
+PATH_SETTINGS = {"events", "catalog", "store", "errors", "summary", "output", "files", "features_store"}
 
 
 def _relative_to(config_path: str, value):

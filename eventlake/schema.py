@@ -140,3 +140,36 @@ def stored_schema(catalog_fields: tuple[str, ...] = DEFAULT_CATALOG_FIELDS) -> p
 def table_schema(catalog_fields: tuple[str, ...] = DEFAULT_CATALOG_FIELDS) -> pa.Schema:
     """The logical table: stored columns plus the ``event_date`` partition column."""
     return stored_schema(catalog_fields).append(pa.field(PARTITION_COLUMN, pa.date32()))
+
+
+# The features table (``<store>/_features``): what a ranking service logged at request time,
+# one row per request (``module`` user) or per request and item (``module`` item). Feature
+# fields hold JSON objects as text, as PAI-Rec writes them; ``event_time`` is ``request_time``
+# as a UTC timestamp, the column the table is partitioned and deduplicated by, as events are.
+FEATURE_FIELDS: list[pa.Field] = [
+    pa.field("module", pa.string()),
+    pa.field("request_id", pa.string()),
+    pa.field("scene", pa.string()),
+    pa.field("request_time", pa.int64()),
+    pa.field("event_time", pa.timestamp("us", tz="UTC")),
+    pa.field("user_id", pa.string()),
+    pa.field("item_id", pa.string()),
+    pa.field("user_features", pa.string()),
+    pa.field("item_features", pa.string()),
+    pa.field("raw_features", pa.string()),
+    pa.field("generate_features", pa.string()),
+    pa.field("context_features", pa.string()),
+    pa.field("request_info", pa.string()),
+]
+FEATURE_CONTENT_COLUMNS = tuple(f.name for f in FEATURE_FIELDS)
+PARSED_FEATURE_SCHEMA = pa.schema(FEATURE_FIELDS + ORIGIN_FIELDS + [FINGERPRINT_FIELD] + SOURCE_DETAIL_FIELDS
+                                  + [FORMAT_FIELD])
+
+
+def feature_stored_schema() -> pa.Schema:
+    """The columns of a features table's Parquet file."""
+    return pa.schema(FEATURE_FIELDS + ORIGIN_FIELDS + [FINGERPRINT_FIELD, FORMAT_FIELD])
+
+
+def feature_table_schema() -> pa.Schema:
+    return feature_stored_schema().append(pa.field(PARTITION_COLUMN, pa.date32()))

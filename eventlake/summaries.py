@@ -178,8 +178,31 @@ class ExportSummary(Summary):
     readiness: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FeaturesImportSummary(Summary):
+    """``eventlake features import``: every feature-log record stored in the features table,
+    dropped as a duplicate, or an error sample."""
+
+    job: ClassVar[str] = "features-import"
+    records: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    errors_by_reason: dict = field(default_factory=dict)
+    skipped: int = 0
+    skipped_by_reason: dict = field(default_factory=dict)
+    skipped_files: int = 0
+    skipped_paths: list = field(default_factory=list)
+    files: int = 0
+    data_files: int = 0
+    by_module: dict = field(default_factory=dict)
+    features_store: str | None = None
+    errors_path: str | None = None
+    events_per_second: float | None = None
+
+
 BY_JOB: dict[str, type[Summary]] = {c.job: c for c in (ImportSummary, RejoinSummary, PurgeSummary, VacuumSummary,
-                                                        ExportSummary)}
+                                                        ExportSummary, FeaturesImportSummary)}
 
 
 def summary_of(job: str, values: Mapping[str, Any]) -> Summary:
@@ -187,4 +210,4 @@ def summary_of(job: str, values: Mapping[str, Any]) -> Summary:
     return BY_JOB.get(job, Summary).from_dict(values)
 
 
-__all__ = ["BY_JOB", "ExportSummary", "ImportSummary", "PurgeSummary", "RejoinSummary", "Summary", "VacuumSummary", "summary_of"]
+__all__ = ["BY_JOB", "ExportSummary", "FeaturesImportSummary", "ImportSummary", "PurgeSummary", "RejoinSummary", "Summary", "VacuumSummary", "summary_of"]

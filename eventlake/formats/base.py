@@ -86,6 +86,9 @@ class EventFormat(abc.ABC):
     """The options it takes (``format_options`` in the config), each with what it does."""
     detectable: ClassVar[bool] = True
     """Whether ``--format auto`` may choose it (a format that needs its options cannot be)."""
+    table: ClassVar[str] = "events"
+    """What its records are: ``events`` for the event store, ``features`` for a features table
+    (``eventlake features import``), whose batches are ``PARSED_FEATURE_SCHEMA``."""
 
     def __init__(self, options: Mapping | None = None, *, event_type_map: Mapping[str, str] | None = None,
                  allowed_event_types: tuple[str, ...] = ()):
@@ -232,7 +235,16 @@ def register_format(cls):
 
 def _load_builtin_and_plugins() -> None:
     global _entry_points_loaded
-    from eventlake.formats import ga4, mapped, opensearch, pairec, personalize, retail_catalog, retail_json  # noqa: F401 - registering
+    from eventlake.formats import (  # noqa: F401 - registering
+        ga4,
+        mapped,
+        opensearch,
+        pairec,
+        pairec_features,
+        personalize,
+        retail_catalog,
+        retail_json,
+    )
 
     if _entry_points_loaded:
         return
@@ -258,9 +270,10 @@ def catalog_format_class(name: str) -> type[CatalogFormat]:
     return _lookup(_catalog_registry, name, "catalog format")
 
 
-def format_names() -> list[str]:
+def format_names(table: str = "events") -> list[str]:
+    """The registered formats whose records go to ``table`` (``events`` or ``features``)."""
     _load_builtin_and_plugins()
-    return sorted(_registry)
+    return sorted(n for n, cls in _registry.items() if cls.table == table)
 
 
 def format_class(name: str) -> type[EventFormat]:
@@ -296,7 +309,8 @@ def detect_format(path: str, catalog: bool = False) -> str:
     from eventlake.io.files import uncompressed_name
 
     name = uncompressed_name(path)
-    by_suffix = sorted(n for n, cls in registry.items() if cls.detectable and name.endswith(cls.suffixes))
+    by_suffix = sorted(n for n, cls in registry.items()
+                       if cls.detectable and getattr(cls, "table", "events") == "events" and name.endswith(cls.suffixes))
     try:
         head = file_head(path)
     except Exception as exc:  # noqa: BLE001 - a damaged file: said here, in one line

@@ -52,8 +52,10 @@ class RowBlock:
     records: int = 0
 
     def raw(self, i: int) -> str:
+        """Row ``i``'s record as text (its first line, as error samples keep it)."""
         value = self.raw_records(np.array([i]))[0].as_py()
-        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        return text.split("\n", 1)[0].rstrip("\r")
 
 
 def file_type_of(path: str, declared: str = "") -> str:
@@ -148,11 +150,7 @@ def _table_of(objects: list[dict]) -> pa.Table:
     (JSON text for objects and arrays), for the format's rules to judge."""
     if not objects:
         return pa.table({})
-    try:
-        return pa.Table.from_pylist(objects)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass
-    keys: dict[str, None] = {}
+    keys: dict[str, None] = {}  # every record's keys (``Table.from_pylist`` would take the first one's only)
     for record in objects:
         keys.update(dict.fromkeys(record))
     columns = {}

@@ -57,13 +57,16 @@ class WrittenFile:
     imported_version: int | None = None  # the import that brought the rows in; set when it commits
 
     def count(self, table: pa.Table) -> None:
-        """Add a written slice's rows, joins, event types and time range to this file's counts."""
+        """Add a written slice's rows, joins, event types (a features table: modules) and time
+        range to this file's counts."""
         times = pc.min_max(pc.cast(table.column("event_time"), pa.int64())).as_py()
         self.min_time = times["min"] if not self.rows else min(self.min_time, times["min"])
         self.max_time = times["max"] if not self.rows else max(self.max_time, times["max"])
         self.rows += len(table)
-        self.joined += int(pc.sum(pc.cast(table.column("joined"), pa.int64())).as_py() or 0)
-        for entry in pc.value_counts(table.column("event_type").combine_chunks()).to_pylist():
+        if "joined" in table.column_names:  # a features table has no join, and counts by module
+            self.joined += int(pc.sum(pc.cast(table.column("joined"), pa.int64())).as_py() or 0)
+        kinds = table.column("event_type" if "event_type" in table.column_names else "module")
+        for entry in pc.value_counts(kinds.combine_chunks()).to_pylist():
             kind = UNTYPED if entry["values"] is None else entry["values"]  # Personalize's EVENT_TYPE is optional
             self.by_event_type[kind] = self.by_event_type.get(kind, 0) + entry["counts"]
 

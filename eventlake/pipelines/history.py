@@ -11,6 +11,7 @@ from eventlake.summaries import summary_of
 # The counts shown in the table, per job; ``--json`` has them all.
 _HEADLINE = {
     "import": ("records", "stored", "duplicates", "errors"),
+    "features-import": ("records", "stored", "duplicates", "errors"),
     "rejoin": ("rejoined", "newly_joined", "newly_unjoined", "files_rewritten"),
     "purge": ("purged", "files_scanned", "files_rewritten"),
     "purge (audit)": ("purged", "files_scanned"),

@@ -22,7 +22,7 @@ from eventlake.io.delta_log import join_path
 from eventlake.io.files import compression_of, write_bytes
 from eventlake.io.store import WrittenFile, delete_files
 from eventlake.pipelines.running import scratch_dir
-from eventlake.schema import PARTITION_COLUMN, table_schema
+from eventlake.schema import PARTITION_COLUMN, feature_stored_schema, feature_table_schema, stored_schema, table_schema
 from eventlake.transforms.dedupe import dedupe_files, files_of_date
 
 
@@ -43,6 +43,21 @@ class CommitPlan:
     base_version: int  # the store version the run's dedupe compares against
     source_index: dict[str, int]  # source path -> its rank, to keep the first copy of an event
     leftovers_removed: int = 0  # files of earlier runs this run's first step cleaned up
+    table: str = "events"  # or "features": a features table (``eventlake features import``)
+
+    @property
+    def job(self) -> str:
+        return "import" if self.table == "events" else "features-import"
+
+    @property
+    def schema(self):
+        """The logical table's schema (with the partition column)."""
+        return table_schema(self.catalog_fields) if self.table == "events" else feature_table_schema()
+
+    @property
+    def stored_schema(self):
+        """A data file's schema."""
+        return stored_schema(self.catalog_fields) if self.table == "events" else feature_stored_schema()
 
     @property
     def errors_root(self) -> str:
@@ -116,14 +131,14 @@ def commit_import(plan: CommitPlan, written: list[WrittenFile], stats: list[dict
                                           "this import dropped events as their duplicates", status="conflict")
         written = [f for f in _drop_late_duplicates(plan, snapshot, checked, written) if f.rows]
         checked = snapshot
-        _count(summary, written, records)
+        _count(summary, written, records, plan.table)
         known = snapshot.imported_sources()
         if not written and all((s["path"], int(s["size"]), float(s["mtime"])) in known for s in plan.sources):
             summary["note"] = "nothing to change"  # every event a duplicate, every file recorded already
             break
         actions = []
         if not snapshot.exists:
-            schema = table_schema(plan.catalog_fields)
+            schema = plan.schema
             actions += [delta_log.protocol_action(), delta_log.metadata_action(schema, [PARTITION_COLUMN])]
         for f in written:
             f.imported_version = snapshot.version + 1
@@ -211,8 +226,10 @@ def _added_columns(plan: CommitPlan, snapshot: delta_log.Snapshot) -> list[dict]
     if snapshot.metadata is None:
         return []
     have = {f["name"]: f for f in json.loads(snapshot.metadata["schemaString"])["fields"]}
-    want = delta_log.delta_schema(table_schema(plan.catalog_fields))["fields"]
+    want = delta_log.delta_schema(plan.schema)["fields"]
     if any(f["name"] in have and have[f["name"]] != f for f in want) or set(have) - {f["name"] for f in want}:
+        if plan.table != "events":
+            raise RuntimeError(f"{plan.store}: not a features table of this version (its columns differ)")
         raise RuntimeError(f"{plan.store}: the store was created with other catalog_fields; use the same ones")
     return [f for f in want if f["name"] not in have]
 
@@ -249,7 +266,7 @@ def _drop_late_duplicates(plan: CommitPlan, snapshot: delta_log.Snapshot, checke
     return out
 
 
-def _count(summary: dict, written: list[WrittenFile], records: int) -> None:
+def _count(summary: dict, written: list[WrittenFile], records: int, table: str = "events") -> None:
     stored = sum(f.rows for f in written)
     joined = sum(f.joined for f in written)
     if summary.get("catalog_products") is None:  # no catalog: nothing was joined, nor unjoined
@@ -262,24 +279,37 @@ def _count(summary: dict, written: list[WrittenFile], records: int) -> None:
         joined=joined,
         unjoined=None if joined is None else stored - joined,
         **({"note": "no catalog: the events were not joined; 'eventlake rejoin --catalog C' joins them"}
-           if joined is None else {}),
+           if joined is None and table == "events" else {}),
         duplicates=records - stored - summary["errors"] - summary["skipped"],
         by_event_type=dict(sorted(by_type.items())),
         data_files=sum(1 for f in written if f.rows),
     )
 
 
+_NOT_FEATURES = ("joined", "unjoined", "catalog_products", "catalog_errors")
+
+
+def reported(plan: CommitPlan, summary: dict) -> dict:
+    """The summary as its job reports it: a features table has no join, and counts modules."""
+    if plan.table == "events":
+        return summary
+    out = {k: v for k, v in summary.items() if k not in _NOT_FEATURES}
+    if "by_event_type" in out:
+        out["by_module"] = out.pop("by_event_type")
+    return out
+
+
 def _commit_info(plan: CommitPlan, summary: dict, version: int) -> dict:
-    counts = {k: v for k, v in summary.items() if k not in ("status", "version", "errors_path")}
+    counts = {k: v for k, v in reported(plan, summary).items() if k not in ("status", "version", "errors_path")}
     return {
         "commitInfo": {
             "timestamp": int(time.time() * 1000),
             "operation": "WRITE",
-            "operationParameters": {"mode": "Append", "job": "import"},
+            "operationParameters": {"mode": "Append", "job": plan.job},
             "isBlindAppend": True,
             "engineInfo": f"eventlake/{__version__}",
             "eventlake": {
-                "job": "import",
+                "job": plan.job,
                 "run_id": plan.run_id,
                 "version": version,
                 "parameters": plan.parameters,
@@ -330,6 +360,7 @@ def _finish(plan: CommitPlan, summary: dict, failure: str | None, status: str = 
         summary["failure"] = failure
     summary["seconds"] = round(time.time() - plan.started, 3)
     summary["events_per_second"] = round(summary["records"] / summary["seconds"], 1) if summary["seconds"] else None
+    summary = reported(plan, summary)
     write_bytes(join_path(plan.errors_dir, "summary.json"), json.dumps(summary, indent=2).encode())
     write_bytes(join_path(plan.errors_root, "latest"), f"{plan.run_id}\n".encode())
     return summary

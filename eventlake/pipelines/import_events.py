@@ -34,7 +34,6 @@ from eventlake.pipelines.running import (
     write_summary_file,
 )
 from eventlake.pipelines.vacuum import tidy_store
-from eventlake.schema import stored_schema
 from eventlake.summaries import ImportSummary
 from eventlake.transforms.catalog import CatalogFile, ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
@@ -147,7 +146,7 @@ class WriteToEventStore(beam.PTransform):
         errors = inputs["errors"] if isinstance(inputs["errors"], tuple) else (inputs["errors"],)
         written = (
             inputs["events"]
-            | "WriteStoreFiles" >> WriteStoreFiles(plan.store, plan.run_id, stored_schema(plan.catalog_fields))
+            | "WriteStoreFiles" >> WriteStoreFiles(plan.store, plan.run_id, plan.stored_schema)
             | "DropDuplicates" >> DropDuplicates(plan.store, plan.base_version, plan.source_index)
         )
         error_summary = errors | "SummarizeErrors" >> SummarizeErrors(self._samples)
@@ -223,23 +222,30 @@ def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> 
 
 def execute_import(plan: ImportPlan, pipeline_args: list[str] | None = None) -> dict:
     """Run a planned import once; the summary's status is ok, conflict or failed."""
-    if not plan.ranges:
-        remove_scratch(plan.commit.store, plan.commit.run_id)
-        return _nothing_to_do(plan)
+    return execute_commit_pipeline(plan.commit, plan.ranges, ImportEvents(plan), pipeline_args, "ImportEvents")
+
+
+def execute_commit_pipeline(commit: CommitPlan, ranges: list[ByteRange], job: beam.PTransform,
+                            pipeline_args: list[str] | None, label: str) -> dict:
+    """Run one import-shaped job (``job`` ends in ``WriteToEventStore``) and read back the
+    summary its commit step wrote; with no range to read, the summary of a run with nothing to do."""
+    if not ranges:
+        remove_scratch(commit.store, commit.run_id)
+        return _nothing_to_do(commit)
     options, runner = pipeline_options(pipeline_args or [])
     try:
         with beam.Pipeline(runner=runner, options=options) as pipeline:
-            _ = pipeline | "ImportEvents" >> ImportEvents(plan)
+            _ = pipeline | label >> job
     finally:
-        remove_scratch(plan.commit.store, plan.commit.run_id)
-    return json.loads(read_all(join_path(plan.commit.errors_dir, "summary.json")))
+        remove_scratch(commit.store, commit.run_id)
+    return json.loads(read_all(join_path(commit.errors_dir, "summary.json")))
 
 
-def _nothing_to_do(plan: ImportPlan) -> dict:
+def _nothing_to_do(commit: CommitPlan) -> dict:
     return {
-        "run_id": plan.commit.run_id, "status": "ok", "records": 0, "stored": 0, "joined": 0, "unjoined": 0,
-        "duplicates": 0, "errors": 0, "errors_by_reason": {}, "skipped": 0, "skipped_by_reason": {}, "skipped_files": plan.commit.skipped_files,
-        "skipped_paths": plan.commit.skipped_paths,
-        "files": 0, "by_event_type": {}, "version": None, "leftovers_removed": plan.commit.leftovers_removed, "seconds": round(time.time() - plan.commit.started, 3),
-        "events_per_second": None,
+        "run_id": commit.run_id, "status": "ok", "records": 0, "stored": 0, "joined": 0, "unjoined": 0,
+        "duplicates": 0, "errors": 0, "errors_by_reason": {}, "skipped": 0, "skipped_by_reason": {},
+        "skipped_files": commit.skipped_files, "skipped_paths": commit.skipped_paths, "files": 0, "by_event_type": {},
+        "version": None, "leftovers_removed": commit.leftovers_removed,
+        "seconds": round(time.time() - commit.started, 3), "events_per_second": None,
     }
