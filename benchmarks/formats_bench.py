@@ -12,7 +12,8 @@ here are shared.
 Targets (issue 13): Personalize CSV at least as fast as Retail JSON; the JSON formats at least
 0.7x Retail. ``pairec-parquet`` is the PAI-Rec rows as Parquet (a MaxCompute table's export);
 ``mapped-otto`` is OTTO-shaped sessions of five events read through ``configs/otto.yaml``;
-``ga4`` is the same events as GA4's BigQuery export writes them to JSON lines.
+``ga4`` is the same events as GA4's BigQuery export writes them to JSON lines; ``pairec-callback``
+is callback bodies of five items each (every item an exposure, so types differ from Retail's).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import tempfile
 import time
 
 FORMATS = ("retail", "personalize", "personalize-events", "opensearch", "pairec-behavior", "pairec-parquet",
-           "mapped-otto", "ga4")
+           "mapped-otto", "ga4", "pairec-callback")
 GA4_EVENTS = {"detail-page-view": "view_item", "add-to-cart": "add_to_cart", "purchase-complete": "purchase",
               "home-page-view": "page_view"}
 FORMAT_OF = {"pairec-parquet": "pairec-behavior", "mapped-otto": "mapped"}  # labels that are not a format's name
@@ -80,11 +81,12 @@ def write_inputs(directory: str, n: int) -> dict[str, str]:
         "pairec-parquet": os.path.join(directory, "pairec.parquet"),
         "mapped-otto": os.path.join(directory, "otto.jsonl"),
         "ga4": os.path.join(directory, "ga4.jsonl"),
+        "pairec-callback": os.path.join(directory, "callback.jsonl"),
     }
     with open(paths["retail"], "w") as retail, open(paths["personalize"], "w") as csv_file, \
             open(paths["personalize-events"], "w") as put, open(paths["opensearch"], "w") as behavior, \
             open(paths["pairec-behavior"], "w") as pairec, open(paths["mapped-otto"], "w") as otto, \
-            open(paths["ga4"], "w") as ga4:
+            open(paths["ga4"], "w") as ga4, open(paths["pairec-callback"], "w") as callback:
         csv_file.write("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n")
         pairec.write("uid,item_id,event,time,scene,request_id\n")
         request: list[dict] = []
@@ -113,9 +115,15 @@ def write_inputs(directory: str, n: int) -> dict[str, str]:
             ga4.write(json.dumps(ga4_row(visitor, product, seconds, kind, i)) + "\n")
             if len(session) == 5:
                 otto.write(json.dumps({"session": i, "events": session}) + "\n")
+                callback.write(json.dumps({"uid": visitor, "request_id": f"r-{i}", "scene_id": "home",
+                                           "request_time": seconds, "features": {"age": 30},
+                                           "item_list": [{"item_id": f"P{e['aid']:08d}"} for e in session]}) + "\n")
                 session = []
         if session:
             otto.write(json.dumps({"session": n, "events": session}) + "\n")
+            callback.write(json.dumps({"uid": "v-last", "request_id": "r-last", "scene_id": "home",
+                                       "request_time": START, "item_list": [{"item_id": f"P{e['aid']:08d}"}
+                                                                            for e in session]}) + "\n")
         if request:
             put.write(json.dumps({"trackingId": "t-1", "sessionId": "s-last", "eventList": request}) + "\n")
     import pyarrow.csv as pcsv

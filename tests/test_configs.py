@@ -48,7 +48,7 @@ def test_a_bad_scope_is_named():
 
 @pytest.mark.parametrize(("name", "records", "stored", "errors"), [
     ("personalize", 500, 500, 0), ("personalize-events", 10, 9, 1), ("opensearch", 5, 4, 1), ("pairec", 10, 8, 2),
-    ("ga4", 11, 7, 1)])
+    ("ga4", 11, 7, 1), ("pairec-callback", 7, 4, 3)])
 def test_each_format_config_imports_its_bundled_example(tmp_path, name, records, stored, errors):
     """The ready config of each source format runs on its bundled sample (store redirected)."""
     import json

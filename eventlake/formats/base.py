@@ -240,6 +240,7 @@ def _load_builtin_and_plugins() -> None:
         mapped,
         opensearch,
         pairec,
+        pairec_callback,
         pairec_features,
         personalize,
         retail_catalog,
