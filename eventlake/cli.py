@@ -442,6 +442,14 @@ def format_summary(summary: Mapping) -> str:
         rows.append((f"  type {kind}", count))
     for module, count in summary.get("by_module", {}).items():
         rows.append((f"  module {module}", count))
+    features = summary.get("features")
+    if isinstance(features, dict):
+        if "note" in features:
+            rows.append(("features table", features["note"]))
+        else:
+            rows.append(("features purged", features["purged"]))
+            rows.append(("  features files rewritten", features["files_rewritten"]))
+            rows.append(("  features version", features["version"]))
     if summary.get("features_store"):
         rows.append(("features table", summary["features_store"]))
     if summary.get("note"):

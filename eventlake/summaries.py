@@ -137,6 +137,7 @@ class PurgeSummary(Summary):
     files_rewritten: int = 0
     bytes_scanned: int = 0
     error_samples_removed: int = 0
+    features: dict | None = None  # the purge of the features table beside the store, when it has one
 
 
 @dataclass(frozen=True)

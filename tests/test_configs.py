@@ -87,3 +87,17 @@ def test_the_export_config_exports_the_demo_store(tmp_path):
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["events_read"] == 3 and s["format"] == "personalize"
     assert (tmp_path / "out" / "readiness.json").exists() and (tmp_path / "out" / "items.csv").exists()
+
+
+def test_the_features_config_imports_its_bundled_feature_log(tmp_path):
+    import json
+
+    from eventlake.cli import main
+
+    summary = tmp_path / "summary.json"
+    code = main(["features", "import", "--config", str(CONFIGS / "pairec-features.yaml"), "--store",
+                 str(tmp_path / "store"), "--summary", str(summary)])
+    assert code == 0
+    s = json.loads(summary.read_text())
+    assert (s["records"], s["stored"], s["errors"]) == (6, 5, 1) and s["by_module"] == {"item": 3, "user": 2}
+    assert s["features_store"] == str(tmp_path / "store" / "_features")

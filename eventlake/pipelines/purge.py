@@ -7,6 +7,12 @@ commit the superseded files are deleted, together with any file an earlier rewri
 from the log but could not delete: no Parquet file under the store keeps a purged event, and
 no error sample under it does either (``purge_samples``). The log records the filter with its
 values hashed.
+
+The features table beside the events (``<store>/_features``, ``eventlake features import``)
+holds the same users' ranking-time features: a purge whose every term applies to a feature
+record (``visitorId`` or ``userId``, both its ``user_id``; ``eventTime``, its request time)
+purges it too, in a commit of its own after the events'. A filter on fields feature records
+lack (``eventType``, ``productId``, ...) leaves it alone, and the summary says why.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlake.config import PurgeConfig
-from eventlake.filters import EventFilter, FilterError, parse_filter
+from eventlake.filters import EqualityTerm, EventFilter, FilterError, TimeTerm, parse_filter
+from eventlake.io import delta_log
+from eventlake.io.delta_log import join_path
 from eventlake.io.store import UNTYPED, delete_files
 from eventlake.pipelines.purge_samples import purge_error_samples
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
@@ -46,6 +54,7 @@ class PurgePlan:
     files: list[dict]  # add actions of the files that may hold matches
     files_total: int
     leftovers: list[str]  # files removed from the log earlier that may still exist
+    features: bool = False  # the plan purges the features table, not the events
 
 
 class PurgeRows:
@@ -65,18 +74,53 @@ class PurgeRows:
         return table.filter(pa.array(~self._filter.matches(table)))
 
 
+USER_FIELDS = ("visitorId", "userId")  # a feature record's user_id is both
+
+
+def outside_features(event_filter: EventFilter) -> str | None:
+    """The first filter field feature records lack, or None when every term applies to them."""
+    for term in event_filter.terms:
+        if isinstance(term, TimeTerm) or (isinstance(term, EqualityTerm) and term.field in USER_FIELDS):
+            continue
+        return term.field if isinstance(term, EqualityTerm) else "eventsMissingCatalogItems"
+    return None
+
+
+def feature_view(table: pa.Table) -> pa.Table:
+    """A features table's rows under the event column names the filter reads."""
+    users = table.column("user_id").combine_chunks()
+    return pa.table({"visitor_id": users, "user_info": pa.StructArray.from_arrays([users], names=["user_id"]),
+                     "event_time": table.column("event_time")})
+
+
+class PurgeFeatureRows(PurgeRows):
+    """A features table file's rows without the ones the filter matches (by user and time)."""
+
+    def __init__(self, event_filter: EventFilter):
+        self._filter = event_filter
+        self.columns = ["event_time", "module", "user_id"]
+
+    def inspect(self, table: pa.Table) -> dict:
+        matched = self._filter.matches(feature_view(table))
+        modules = pc.value_counts(table.column("module").filter(pa.array(matched)).combine_chunks()).to_pylist()
+        return {"changed": int(matched.sum()), "by_event_type": {m["values"]: m["counts"] for m in modules}}
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        return table.filter(pa.array(~self._filter.matches(feature_view(table))))
+
+
 def filter_columns(event_filter: EventFilter) -> list[str]:
     """The stored columns the filter reads (and ``event_type``, for the breakdown)."""
     return sorted({"event_type", *event_filter.columns})
 
 
 class _PurgeFilesFn(RewriteFilesFn):
-    def __init__(self, store: str, run_id: str, event_filter: EventFilter, force: bool):
+    def __init__(self, store: str, run_id: str, event_filter: EventFilter, force: bool, features: bool = False):
         super().__init__(store, run_id, write=force)
-        self._filter = event_filter
+        self._filter, self._features = event_filter, features
 
     def setup(self):
-        self._rows = PurgeRows(self._filter)
+        self._rows = (PurgeFeatureRows if self._features else PurgeRows)(self._filter)
 
     def row_change(self) -> PurgeRows:
         return self._rows
@@ -126,19 +170,21 @@ class PurgeEvents(beam.PTransform):
         return (
             pbegin
             | "ListStoreFiles" >> beam.Create(plan.files, reshuffle=True)  # reshuffled: spread over the workers
-            | "PurgeFiles" >> beam.ParDo(_PurgeFilesFn(commit.store, commit.run_id, plan.event_filter, plan.config.force))
+            | "PurgeFiles" >> beam.ParDo(_PurgeFilesFn(commit.store, commit.run_id, plan.event_filter, plan.config.force,
+                                                      plan.features))
             | "GatherChanges" >> beam.combiners.ToList()
             | "CommitPurge" >> beam.ParDo(_CommitPurgeFn(plan))
         )
 
 
-def plan_purge(config: PurgeConfig) -> PurgePlan:
-    """Parse the filter and pick the files it may match; raise ``JobError`` when it cannot run."""
+def plan_purge(config: PurgeConfig, features: bool = False) -> PurgePlan:
+    """Parse the filter and pick the files it may match; raise ``JobError`` when it cannot run.
+    ``features``: plan the purge of the store's features table instead of its events."""
     try:
         event_filter = parse_filter(config.filter)
     except FilterError as exc:
         raise JobError(str(exc)) from None
-    store = absolute(config.store)
+    store = features_table(config.store) if features else absolute(config.store)
     snapshot = read_store(store)
     tidied = tidy_store(store, snapshot)
     files = [add for _, add in sorted(snapshot.files.items())]
@@ -147,17 +193,45 @@ def plan_purge(config: PurgeConfig) -> PurgePlan:
     run_id = start_run(store)
     commit = RewritePlan("purge", "DELETE", run_id, store, snapshot.version, parameters, time.time(),
                          tidied["files_removed"])
-    return PurgePlan(config, commit, event_filter, candidates, len(files), sorted(snapshot.removed))
+    return PurgePlan(config, commit, event_filter, candidates, len(files), sorted(snapshot.removed), features)
+
+
+def features_table(store: str) -> str:
+    return join_path(absolute(store), "_features")
 
 
 def run_purge(config: PurgeConfig, pipeline_args: list[str] | None = None) -> PurgeSummary:
-    """Plan and run the purge (a dry run unless ``config.force``); plan again after a conflict."""
+    """Plan and run the purge (a dry run unless ``config.force``); plan again after a conflict.
+    Then the same for the features table beside the store, when the filter reaches it."""
     prepare_run(pipeline_args or [], [config.store, config.summary])
     check_outputs(config.store, files={"summary": config.summary})
     summary = run_until_committed(lambda: plan_purge(config), execute_purge, pipeline_args)
+    if summary["status"] == "ok":
+        summary = _purge_features(config, summary, pipeline_args)
     return PurgeSummary.from_dict(finish_summary(summary, config.summary))
+
+
+def _purge_features(config: PurgeConfig, summary: dict, pipeline_args: list[str] | None) -> dict:
+    """The events' summary with ``features``: what the features table's purge did, or why none ran."""
+    table = features_table(config.store)
+    if not delta_log.read_snapshot(table).exists:
+        return summary
+    outside = outside_features(parse_filter(config.filter))
+    if outside:
+        return {**summary, "features": {"note": f"not purged: feature records have no {outside}"}}
+    done = run_until_committed(lambda: plan_purge(config, features=True), execute_purge, pipeline_args)
+    features = {"store": table, "purged": done.get("purged", 0), "purged_by_module": done.get("purged_by_event_type", {}),
+                "files_rewritten": done.get("files_rewritten", 0), "error_samples_removed":
+                done.get("error_samples_removed", 0), "version": done.get("version")}
+    if done["status"] != "ok":
+        events = "the events were purged" + (f" (version {summary['version']})" if summary.get("version") is not None else "")
+        return {**summary, "features": features, "status": "failed",
+                "failure": f"{events}, but not the features table {table}: {done.get('failure')}; run the purge again "
+                           "to finish it"}
+    return {**summary, "features": features}
 
 
 def execute_purge(plan: PurgePlan, pipeline_args: list[str] | None = None) -> dict:
     """Run a planned purge once; the summary's status is ok, conflict or failed."""
-    return run_rewrite(plan.commit, "PurgeEvents" >> PurgeEvents(plan), pipeline_args)
+    return run_rewrite(plan.commit, ("PurgeFeatures" if plan.features else "PurgeEvents") >> PurgeEvents(plan),
+                       pipeline_args)

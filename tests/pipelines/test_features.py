@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import signal
+from pathlib import Path
 
 import deltalake
 import pyarrow as pa
@@ -17,6 +18,8 @@ from eventlake.cli import main
 from eventlake.config import FeaturesConfig
 from eventlake.pipelines.features import run_features_import
 from tests.pipelines.test_faults import eventlake, parquet_files, referenced
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 USER = {"request_id": "r1", "module": "user", "scene": "home_feed", "request_time": 1709708439, "user_id": "u-1",
         "user_features": json.dumps({"age": 25, "city": "beijing"}), "request_info": json.dumps({"recom_id": "1"})}
@@ -108,3 +111,34 @@ def test_a_features_import_killed_before_its_commit_leaves_the_table_as_it_was(t
     assert parquet_files(table) == referenced(table)  # the rerun removed the killed run's files first
     history = eventlake("history", "--store", table)
     assert history.returncode == 0 and history.stdout.count("features-import") == 2
+
+
+def test_a_forced_purge_of_a_user_reaches_the_features_table_and_its_samples(tmp_path):
+    store = tmp_path / "store"
+    assert main(["import", "--config", str(CONFIGS / "pairec.yaml"), "--store", str(store)]) == 0
+    write_log(tmp_path / "log.jsonl", [USER, ITEM, {**USER, "user_id": "u-2", "request_id": "r9"},
+                                       {**ITEM, "item_id": None, "user_id": "u-1"}])  # an error sample naming u-1
+    assert main(["features", "import", str(tmp_path / "log.jsonl"), "--store", str(store), "--max-error-ratio", "0.5"]) == 0
+    table = store / "_features"
+
+    def users() -> list:
+        return sorted(deltalake.DeltaTable(str(table)).to_pyarrow_table(columns=["user_id"]).column(0).to_pylist())
+
+    assert main(["purge", "--store", str(store), "--filter", 'visitorId = "u-1"', "--summary",
+                 str(tmp_path / "dry.json")]) == 0
+    dry = json.loads((tmp_path / "dry.json").read_text())
+    assert dry["features"]["purged"] == 2 and dry["features"]["version"] is None and users() == ["u-1", "u-1", "u-2"]
+    assert main(["purge", "--store", str(store), "--filter", 'visitorId = "u-1"', "--force", "--summary",
+                 str(tmp_path / "s.json")]) == 0
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["purged"] > 0 and s["features"]["purged"] == 2 and s["features"]["error_samples_removed"] == 1
+    assert s["features"]["purged_by_module"] == {"item": 1, "user": 1}
+    assert users() == ["u-2"]
+    readable = [pq.read_table(p, columns=["user_id"]).column(0).to_pylist() for p in table.rglob("*.parquet")]
+    assert "u-1" not in sum(readable, [])  # no file under the table keeps the purged user's features
+    assert not any("u-1" in p.read_text() for p in (table / "_errors").rglob("errors.jsonl"))
+    assert main(["purge", "--store", str(store), "--filter", 'eventType = expose', "--force", "--summary",
+                 str(tmp_path / "t.json")]) == 0
+    assert json.loads((tmp_path / "t.json").read_text())["features"] == {
+        "note": "not purged: feature records have no eventType"}
+    assert users() == ["u-2"]

@@ -75,7 +75,7 @@ def test_an_unknown_format_is_refused_naming_the_known_ones(tmp_path, capsys):
     code = main(["import", "--format", "parquet-ish", "--events", "x.json", "--catalog", "c.json",
                  "--store", str(tmp_path / "store")])
     assert code == 2
-    assert "format: unknown format 'parquet-ish'; known: mapped, opensearch, pairec-behavior, personalize, personalize-events, retail, or auto" in capsys.readouterr().err
+    assert "format: unknown format 'parquet-ish'; known: ga4, mapped, opensearch, pairec-behavior, pairec-callback, personalize, personalize-events, retail, or auto" in capsys.readouterr().err
 
 
 def test_a_store_made_before_formats_gains_the_new_column_in_a_commit_of_its_own(tmp_path):
@@ -276,7 +276,7 @@ def test_format_auto_refuses_a_file_it_cannot_tell_naming_the_candidates(tmp_pat
                  "--catalog", str(tmp_path / "c.json"), "--store", str(tmp_path / "store")])
     [line] = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and str(tmp_path / "odd.jsonl") in line
-    assert "candidates: opensearch, pairec-behavior, personalize-events, retail" in line and "give --format" in line
+    assert "candidates: ga4, opensearch, pairec-behavior, pairec-callback, personalize-events, retail" in line and "give --format" in line
     assert not (tmp_path / "store" / "_delta_log").exists()
 
 
