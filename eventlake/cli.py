@@ -32,7 +32,8 @@ EXIT_CODES = """exit status: 0 the job did what it was asked (or found nothing t
 the store is as it was; 2 a bad flag or config key; 130 interrupted (Ctrl-C)."""
 
 DESCRIPTION = f"""eventlake imports user-interaction events (Google Cloud Retail UserEvent JSON lines, Amazon
-Personalize CSV and PutEvents bodies, Alibaba OpenSearch behavior documents; plain or
+Personalize CSV and PutEvents bodies, Alibaba OpenSearch behavior documents, PAI-Rec behavior
+logs and callbacks, GA4 BigQuery exports, any CSV/JSON/Parquet log through a mapping; plain or
 .gz/.bz2/.zst, from local disk, gs://, s3://) into a versioned event store, a Delta Lake table
 of Parquet files: every record is validated, joined against a product catalog and deduplicated,
 or kept as an error sample saying which line and field failed and why. rejoin, purge, history
@@ -44,8 +45,11 @@ with --runner and that runner's options, on Dataflow, Flink or Spark.
 
 IMPORT_DESCRIPTION = f"""Import event files into the store: --format retail (UserEvent JSON lines, the default),
 personalize (interactions CSV), personalize-events (PutEvents bodies), opensearch (behavior
-documents) or auto; optionally .gz/.bz2/.zst.
-Each record is stored, dropped as a duplicate or written as an error sample (google.rpc.Status
+documents), pairec-behavior (CSV, JSON lines or Parquet), pairec-callback (callback bodies), ga4
+(BigQuery export rows), mapped (columns named in the config's format_options) or auto;
+optionally .gz/.bz2/.zst. --catalog is optional: without one the events are stored unjoined.
+Each record is stored, dropped as a duplicate, skipped by a documented rule of its format
+(GA4's unmapped events) or written as an error sample (google.rpc.Status
 JSON lines under <store>/_errors/<run id>/, or --errors DIR); files already imported are skipped
 unless --reimport. A run commits one new store version or nothing.
 

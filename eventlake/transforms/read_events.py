@@ -108,6 +108,34 @@ class ReadOpenSearchBehavior(_ReadOneFormat):
     format_name = "opensearch"
 
 
+class ReadPaiRecBehavior(_ReadOneFormat):
+    """Alibaba PAI-Rec behavior rows (CSV, JSON lines or Parquet) -> ``events``, ``errors``, ``stats``."""
+
+    format_name = "pairec-behavior"
+
+
+class ReadPaiRecCallback(_ReadOneFormat):
+    """Alibaba PAI-Rec callback bodies -> ``events`` (one exposure per item), ``errors``, ``stats``."""
+
+    format_name = "pairec-callback"
+
+
+class ReadGa4Events(_ReadOneFormat):
+    """GA4 BigQuery export rows -> ``events``, ``errors``, ``stats`` (``stats`` count the skipped)."""
+
+    format_name = "ga4"
+
+
+class ReadMappedEvents(_ReadOneFormat):
+    """Any CSV, JSON-lines or Parquet log -> ``events``, ``errors``, ``stats``, by a column mapping
+    (``format_options``: ``fields``, ``time_unit``, ``explode``, ...; see ``eventlake.formats.mapped``)."""
+
+    format_name = "mapped"
+
+    def __init__(self, patterns: list[str] | None = None, format_options: dict | None = None, **kwargs):
+        super().__init__(patterns, format_options=format_options, **kwargs)
+
+
 def all_suffixes() -> tuple[str, ...]:
     """The file name endings some event format reads (what ``auto`` matches)."""
     return tuple(sorted({suffix for name in format_names() if format_class(name).detectable
@@ -123,5 +151,6 @@ def plan_ranges(files: list[SourceFile], formats: str | dict[str, str], split_by
         [f for f in files if not splittable(f.path)], 1 << 62)
 
 
-__all__ = ["ReadEvents", "ReadOpenSearchBehavior", "ReadPersonalizeEvents", "ReadPersonalizeInteractions",
-           "ReadRetailEvents", "all_suffixes", "plan_ranges"]
+__all__ = ["ReadEvents", "ReadGa4Events", "ReadMappedEvents", "ReadOpenSearchBehavior", "ReadPaiRecBehavior",
+           "ReadPaiRecCallback", "ReadPersonalizeEvents", "ReadPersonalizeInteractions", "ReadRetailEvents",
+           "all_suffixes", "plan_ranges"]

@@ -79,3 +79,29 @@ def test_read_events_alone_numbers_lines_from_the_start_of_the_file_in_every_ran
             lambda b: zip(b.column("visitor_id").to_pylist(), b.column("source_line").to_pylist(), strict=True))
         assert_that(first_fields | "Check" >> beam.Map(lambda vl: text_lines[vl[1] - 1].find(vl[0]) >= 0),
                     holds(lambda found: all(found) and len(found) == 300 - len(bad)), label="EventLines")
+
+
+def test_the_new_formats_are_transforms_too_and_stats_count_the_skipped(tmp_path):
+    import json
+
+    from eventlake.transforms.read_events import ReadGa4Events, ReadMappedEvents, ReadPaiRecCallback
+
+    (tmp_path / "callback.jsonl").write_text(json.dumps({"uid": "u1", "request_id": "r", "scene_id": "home",
+                                                         "request_time": 1700000000,
+                                                         "item_list": [{"item_id": "a"}, {"item_id": "b"}]}) + "\n")
+    (tmp_path / "ga4.jsonl").write_text("".join(json.dumps({
+        "event_name": name, "event_timestamp": "1700000000000000", "user_pseudo_id": "p1",
+        "items": [{"item_id": "c", "quantity": 1}] if name == "view_item" else []}) + "\n"
+        for name in ("view_item", "session_start")))
+    (tmp_path / "log.csv").write_text("who,what,when\nu2,click,1700000000\n")
+    with local_pipeline() as pipeline:
+        callback = pipeline | "Callback" >> ReadPaiRecCallback([str(tmp_path / "callback.jsonl")])
+        ga4 = pipeline | "Ga4" >> ReadGa4Events([str(tmp_path / "ga4.jsonl")])
+        mapped = pipeline | "Mapped" >> ReadMappedEvents([str(tmp_path / "log.csv")], format_options={
+            "fields": {"visitor_id": "who", "event_type": "what", "event_time": "when"}})
+        assert_that((callback.events, ga4.events, mapped.events) | beam.Flatten()
+                    | beam.FlatMap(lambda b: zip(b.column("visitor_id").to_pylist(), b.column("event_type").to_pylist(),
+                                                 strict=True)),
+                    equal_to([("u1", "expose"), ("u1", "expose"), ("p1", "detail-page-view"), ("u2", "click")]))
+        skipped = ga4[STATS] | "Skipped" >> beam.Map(lambda s: (s["records"], s.get("skipped")))
+        assert_that(skipped, equal_to([(2, {"UNMAPPED_EVENT": 1})]), label="Ga4Stats")
