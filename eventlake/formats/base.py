@@ -106,8 +106,9 @@ class EventFormat(abc.ABC):
 
     @classmethod
     def splittable_path(cls, path: str) -> bool:
-        """Whether this file may be read in byte ranges: ``splittable``, but never for Parquet."""
-        return cls.splittable and not is_parquet(path)
+        """Whether this file may be read in byte ranges. A Parquet file's range holds the row
+        groups whose data starts in it (``eventlake.formats.tabular``)."""
+        return cls.splittable
 
     @abc.abstractmethod
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
@@ -132,6 +133,8 @@ class EventFormat(abc.ABC):
         make the range's relative line numbers absolute. Reads the file up to the range."""
         from eventlake.io.files import lines_before
 
+        if is_parquet(byte_range.path):
+            return 0  # a Parquet row's "line" is its row number in the file already
         return lines_before(byte_range)
 
 
@@ -181,7 +184,7 @@ class CatalogFormat(abc.ABC):
 
     @classmethod
     def splittable_path(cls, path: str) -> bool:
-        return cls.splittable and not is_parquet(path)
+        return cls.splittable
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -208,7 +211,7 @@ def _known_options(cls, options: Mapping) -> dict:
 
 
 def is_parquet(path: str) -> bool:
-    """Parquet files are read by row groups, never in byte ranges."""
+    """Parquet files are read by row groups: a byte range holds the groups that start in it."""
     return path.lower().endswith(".parquet")
 
 

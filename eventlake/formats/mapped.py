@@ -166,6 +166,8 @@ class MappedEvents(EventFormat):
         self.event_type_map = {**self.options.get("event_types", {}), **(event_types.get("event_type_map") or {})}
 
     def lines_before(self, byte_range: ByteRange) -> int:
+        if self._file_type(byte_range.path) == "parquet":
+            return 0  # rows are numbered from the file's start already
         if self._file_type(byte_range.path) == "csv" and byte_range.start > 0:
             found = first_record_and_lines_before(byte_range.path, byte_range.start)
             return found[1] if found else 0

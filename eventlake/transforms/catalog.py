@@ -20,7 +20,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from eventlake.errors import ERRORS
-from eventlake.formats.base import SourceFileError, catalog_format_class
+from eventlake.formats.base import SourceFileError, catalog_format_class, is_parquet
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import (
     ByteRange,
@@ -108,7 +108,7 @@ class _ParseCatalogRangeFn(beam.DoFn):
         try:
             for table, errors in self._format.read_range(byte_range, _BLOCK_BYTES):
                 for error in errors:
-                    if error["line"] is not None and byte_range.start > 0:
+                    if error["line"] is not None and byte_range.start > 0 and not is_parquet(byte_range.path):
                         earlier_lines = lines_before(byte_range) if earlier_lines is None else earlier_lines
                         error["line"] += earlier_lines
                     yield beam.pvalue.TaggedOutput(ERRORS, error)

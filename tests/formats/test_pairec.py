@@ -120,3 +120,35 @@ def test_import_from_the_command_line_counts_every_row_and_names_a_bad_option(tm
     assert "format_options.zone: not an option of the pairec-behavior format (its options: timezone)" \
         in capsys.readouterr().err
 
+
+
+def test_a_large_parquet_file_is_read_in_ranges_of_row_groups_with_row_numbers_intact(tmp_path):
+    from eventlake.io.files import source_file
+    from eventlake.transforms.read_events import plan_ranges
+
+    n = 30_000
+    table = pa.table({"uid": [f"u{i}" for i in range(n)], "item_id": [f"i{i % 977}" for i in range(n)],
+                      "event": ["click"] * n, "time": [1_700_000_000 + i for i in range(n)],
+                      "scene": ["home" if i % 9_999 else "" for i in range(n)]})  # rows 1, 10000, 19999, 29998: errors
+    path = tmp_path / "behavior.parquet"
+    pq.write_table(table, path, row_group_size=2_000, compression="none")
+    ranges = plan_ranges([source_file(str(path))], "pairec-behavior", 64 << 10)
+    assert len(ranges) > 2
+    rows, errors = [], []
+    for byte_range in ranges:  # each range reads the row groups that start in it: every row once
+        fmt = get_format("pairec-behavior")
+        for parsed in fmt.read_range(byte_range, 1 << 20):
+            rows += parsed.batch.column("visitor_id").to_pylist()
+            errors += parsed.errors
+    assert len(rows) + len(errors) == n and len(set(rows)) == len(rows)
+    assert sorted(e["line"] for e in errors) == [1, 10_000, 19_999, 29_998]  # 1-based row numbers of the file
+    summary = tmp_path / "s.json"
+    config = tmp_path / "c.yaml"
+    config.write_text("import:\n  split_bytes: 65536\n  max_error_ratio: 0.01\n")
+    assert main(["import", "--config", str(config), "--format", "pairec-behavior", "--events", str(path),
+                 "--store", str(tmp_path / "store"), "--summary", str(summary)]) == 0
+    s = json.loads(summary.read_text())
+    assert (s["records"], s["stored"], s["errors"]) == (n, n - 4, 4)
+    samples = [json.loads(line)["details"][0]["line"] for line in
+               next((tmp_path / "store" / "_errors").glob("*/errors.jsonl")).read_text().splitlines()]
+    assert sorted(samples) == [1, 10_000, 19_999, 29_998]
