@@ -11,6 +11,7 @@ through the ``eventlake.formats`` entry-point group, whose entries name such a c
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -288,7 +289,14 @@ def get_format(name: str, options: Mapping | None = None, **event_types) -> Even
     """A new instance of the format called ``name``; ``KeyError`` naming the known ones,
     ``FormatOptionError`` naming a bad option. ``event_types``: ``event_type_map`` and
     ``allowed_event_types``, as ``EventFormat`` takes them."""
-    return format_class(name)(options, **event_types)
+    cls = format_class(name)
+    try:
+        inspect.signature(cls).bind(options, **event_types)
+    except TypeError:  # a plugin written before formats took options, with an ``__init__(self)`` of its own
+        instance = cls()
+        EventFormat.__init__(instance, options, **event_types)
+        return instance
+    return cls(options, **event_types)
 
 
 AUTO = "auto"

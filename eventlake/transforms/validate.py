@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from eventlake.errors import ERRORS, error_record
 from eventlake.formats.arrow_util import take_rows
-from eventlake.formats.base import format_class
+from eventlake.formats.base import get_format
 from eventlake.formats.rules import CheckedBatch, Rule
 from eventlake.schema import SOURCE_DETAIL_FIELDS
 
@@ -75,8 +75,8 @@ class _ValidateFn(beam.DoFn):
 
     def _for(self, format_name: str) -> tuple[list[Rule], dict[str, str]]:
         if format_name not in self._by_format:
-            found = format_class(format_name)(self._options, event_type_map=self._map,
-                                              allowed_event_types=self._allowed)
+            found = get_format(format_name, self._options, event_type_map=self._map,
+                               allowed_event_types=self._allowed)
             self._by_format[format_name] = (found.rules(self._allowed), found.event_type_map)
         return self._by_format[format_name]
 
