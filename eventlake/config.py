@@ -264,9 +264,9 @@ def _check_format_options(name: str, options: dict, catalog: bool = False) -> No
     from eventlake.formats.base import FormatOptionError, catalog_format_class, format_class
 
     setting = "catalog_format_options" if catalog else "format_options"
-    if not options:
-        return
     if name == "auto":
+        if not options:
+            return
         raise ConfigError(f"{setting}: options belong to one format; give --{'catalog-' if catalog else ''}format")
     try:
         (catalog_format_class if catalog else format_class)(name).check_options(options)

@@ -161,6 +161,8 @@ def test_bad_options_are_named_before_anything_runs(tmp_path):
     config.write_text("import:\n  format: mapped\n  format_options:\n    fields: {visitor_id: v}\n")
     with pytest.raises(ConfigError, match="format_options.fields.event_time: every event needs a time"):
         load_config(str(config), {"events": ["e.csv"], "store": "s"}, ImportConfig)
+    with pytest.raises(ConfigError, match="format_options.fields: give a mapping"):
+        ImportConfig(events=["e.csv"], store="s", format="mapped")  # the mapped format needs its mapping
 
 
 def test_the_mapped_catalog_joins_and_python_runs_the_same_import(tmp_path):
