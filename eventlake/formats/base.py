@@ -129,6 +129,12 @@ class EventFormat(abc.ABC):
         byte-order mark) looks like this format; ``--format auto`` asks every format."""
         return False
 
+    def check_file(self, path: str) -> None:
+        """Before the job starts: ``SourceFileError`` when the file's header or schema already
+        shows it cannot be read as this format (a column the format or its mapping needs is
+        missing), so that the run fails at once in one line. Reads only the file's head."""
+        return None
+
     def lines_before(self, byte_range: ByteRange) -> int:
         """Lines of the file before the first record ``byte_range`` owns (0 at the start), to
         make the range's relative line numbers absolute. Reads the file up to the range."""

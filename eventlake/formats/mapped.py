@@ -60,6 +60,7 @@ from eventlake.formats.tabular import (
     check_timezone,
     column_at,
     file_type_of,
+    head_table,
     pattern_times,
     read_rows,
     rfc3339_times,
@@ -172,6 +173,13 @@ class MappedEvents(EventFormat):
             found = first_record_and_lines_before(byte_range.path, byte_range.start)
             return found[1] if found else 0
         return super().lines_before(byte_range)
+
+    def check_file(self, path: str) -> None:
+        file_type = self._file_type(path)
+        names = self.options.get("column_names") if self.options.get("header", True) is False else None
+        head = head_table(path, file_type, "mapped events", names)
+        _check_columns(RowBlock(path, head, np.zeros(0), np.zeros(0), lambda rows: pa.array([], pa.binary())),
+                       self.options, file_type)
 
     def _file_type(self, path: str) -> str:
         return file_type_of(path, self.options.get("file_type", ""))

@@ -46,6 +46,7 @@ from eventlake.formats.tabular import (
     as_text,
     check_timezone,
     file_type_of,
+    head_table,
     pattern_times,
     read_rows,
     unix_times,
@@ -87,6 +88,10 @@ class PaiRecBehavior(EventFormat):
         names = {k.upper() for k in first} if isinstance(first, dict) else csv_header(head)
         return all(any(n.upper() in names for n in aliases) for aliases in REQUIRED.values())
 
+    def check_file(self, path: str) -> None:
+        head = head_table(path, file_type_of(path), "PAI-Rec behavior rows")
+        _columns(RowBlock(path, head, np.zeros(0), np.zeros(0), lambda rows: pa.array([], pa.binary())), always=True)
+
     def lines_before(self, byte_range: ByteRange) -> int:
         if file_type_of(byte_range.path) == "csv" and byte_range.start > 0:
             found = first_record_and_lines_before(byte_range.path, byte_range.start)
@@ -101,7 +106,7 @@ class PaiRecBehavior(EventFormat):
             yield ParsedBlock(batch, block.errors + errors, lines=block.lines_spanned, records=block.records)
 
 
-def _columns(block: RowBlock) -> dict[str, str]:
+def _columns(block: RowBlock, always: bool = False) -> dict[str, str]:
     """Canonical column -> the file's own column name; a file error when a required one is missing."""
     by_lower = {name.lower(): name for name in block.table.column_names}
     found = {}
@@ -109,7 +114,7 @@ def _columns(block: RowBlock) -> dict[str, str]:
         name = next((by_lower[a] for a in aliases if a in by_lower), None)
         if name is not None:
             found[canonical] = name
-    if block.table.num_rows:
+    if block.table.num_rows or always:
         missing = [" or ".join(aliases) for canonical, aliases in REQUIRED.items() if canonical not in found]
         if missing:
             raise SourceFileError(f"{block.source}: no {', '.join(missing)} column (PAI-Rec behavior rows need uid, "

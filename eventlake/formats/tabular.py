@@ -85,6 +85,19 @@ def read_rows(byte_range: ByteRange, block_bytes: int, file_type: str, kind: str
             yield _json_rows(block, line_count)
 
 
+def head_table(path: str, file_type: str, kind: str, column_names: list[str] | None = None) -> pa.Table:
+    """The first rows of a file (its schema, for Parquet), to check its columns before a job runs."""
+    if file_type == "parquet":
+        try:
+            with open_source(path, "uncompressed") as handle:
+                return pq.ParquetFile(pa.PythonFile(handle, mode="r")).schema_arrow.empty_table()
+        except (OSError, pa.ArrowException) as exc:
+            raise SourceFileError(f"{path}: cannot be read as a Parquet file of {kind}: {exc}") from None
+    for block in read_rows(ByteRange(path, 0, -1), 64 << 10, file_type, kind, column_names):
+        return block.table  # the first block's rows are enough to show the columns
+    return pa.table({})
+
+
 def _parquet_rows(byte_range: ByteRange, kind: str) -> Iterator[RowBlock]:
     """The rows of the row groups whose data starts in ``byte_range`` (a large file is read in
     several ranges side by side, as text files are); offsets are row indexes in the file."""

@@ -14,9 +14,9 @@ import apache_beam as beam
 
 from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
-from eventlake.formats.base import AUTO, detect_format, format_class
+from eventlake.formats.base import AUTO, SourceFileError, detect_format, format_class, get_format
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import ByteRange, read_all
+from eventlake.io.files import ByteRange, DamagedSourceError, read_all
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
 from eventlake.pipelines.running import (
@@ -73,6 +73,7 @@ def plan_import(config: ImportConfig) -> ImportPlan:
     done = set() if config.reimport else snapshot.imported_sources()
     new = [f for f in files if (f.path, f.size, f.mtime) not in done]
     formats = _formats_of(new, config.format)
+    _check_files(new, formats, config)
     run_id = start_run(store)
     errors_root = absolute(config.errors) if config.errors else join_path(store, "_errors")
     errors_dir = join_path(errors_root, run_id)  # one folder per run: a second run never overwrites the first
@@ -102,6 +103,20 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         leftovers_removed=tidied["files_removed"],
     )
     return ImportPlan(config, plan_ranges(new, formats, config.split_bytes), catalog, commit, formats, catalog_format)
+
+
+def _check_files(files, formats: str | dict[str, str], config: ImportConfig) -> None:
+    """Each file's head against its format (a mapping naming a column the file lacks): one
+    ``JobError`` naming the file before anything runs, not one error per record."""
+    readers: dict = {}
+    for f in files:
+        name = formats if isinstance(formats, str) else formats[f.path]
+        if name not in readers:
+            readers[name] = get_format(name, config.format_options if name == config.format else None)
+        try:
+            readers[name].check_file(f.path)
+        except (SourceFileError, DamagedSourceError) as exc:
+            raise JobError(str(exc)) from None
 
 
 def _formats_of(files, name: str) -> str | dict[str, str]:

@@ -96,11 +96,15 @@ def test_each_reserved_character_in_an_id_is_an_error_naming_it(tmp_path, char, 
     assert shown in error["message"]
 
 
-def test_a_file_without_a_required_column_is_one_error_for_the_file(tmp_path):
+def test_a_file_without_a_required_column_is_one_error_for_the_file(tmp_path, capsys):
     path = tmp_path / "b.csv"
     path.write_text("uid,item_id,event,time\nu1,i1,click,1700000000\n")
     with pytest.raises(SourceFileError, match="b.csv: no scene or scene_id column"):
         read(path)
+    code = main(["import", "--format", "pairec-behavior", "--events", str(path), "--store", str(tmp_path / "store")])
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and "b.csv: no scene or scene_id column" in line
+    assert not (tmp_path / "store").exists()  # refused at start-up, from the header alone
 
 
 def test_import_from_the_command_line_counts_every_row_and_names_a_bad_option(tmp_path, capsys):
