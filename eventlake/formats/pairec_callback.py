@@ -28,6 +28,7 @@ from collections.abc import Iterator
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eventlake.errors import error_record
 from eventlake.formats.base import (
@@ -41,9 +42,11 @@ from eventlake.formats.base import (
 from eventlake.formats.columns import attributes_from_columns, one_product_each, user_info_of
 from eventlake.formats.lines import LineBlock
 from eventlake.formats.pairec import RESERVED
+from eventlake.formats.rules import as_mask
 from eventlake.io.files import ByteRange, read_blocks
 
 TIME_FIELDS = ("request_time", "time", "timestamp")
+_RESERVED_PATTERN = "[" + "".join(RESERVED) + "]"
 EXPOSE = "expose"
 
 
@@ -62,55 +65,100 @@ class PaiRecCallback(EventFormat):
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
         for block, line_count in read_blocks(byte_range, block_bytes):
-            rows, errors, records = [], [], 0
+            requests = _Requests(block)
             for i in range(len(block)):
-                items, problems = _items(block, i)
-                records += len(items) + len(problems)
-                rows += items
-                errors += problems
-            yield ParsedBlock(_batch(block, rows), errors, lines=line_count, records=records)
+                requests.add(i)
+            batch, errors = requests.batch()
+            yield ParsedBlock(batch, requests.errors + errors, lines=line_count, records=requests.records)
 
 
-def _items(block: LineBlock, i: int) -> tuple[list[tuple], list[dict]]:
-    """The line's exposures ``(line index, uid, item, request, micros, scene, features, info)``
-    and its errors: one per item when the envelope is wrong, one for a line that is not a request."""
-    raw = block.raw(i)
-    line = int(block.line_numbers[i]) if block.line_numbers[i] >= 0 else None
-    offset = int(block.offsets[i])
+_NOT_OBJECT = object()  # an item_list entry that is not {"item_id": ...}
 
-    def error(field: str, reason: str, message: str) -> dict:
-        return error_record(block.source, line, offset, field, reason, message, raw)
 
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return [], [error("", "INVALID_JSON", f"not valid JSON: {exc}")]
-    if not isinstance(body, dict):
-        return [], [error("", "INVALID_REQUEST", "a callback body is a JSON object")]
-    items = body.get("item_list")
-    if not isinstance(items, list) or not items:
-        return [], [error("item_list", "REQUIRED", "item_list must list at least one {\"item_id\": ...}")]
-    try:
-        envelope = _envelope(body)
-    except RecordRejected as exc:
-        return [], [error(exc.field, exc.reason, f"{exc} (so each of the body's {len(items)} items is refused)")
-                    for _ in items]
-    rows, errors = [], []
-    for n, item in enumerate(items):
+class _Requests:
+    """A block's bodies: each envelope checked once in Python, the items of all of them in
+    columns afterwards (an item's checks one by one cost more than reading the body)."""
+
+    def __init__(self, block: LineBlock):
+        self.block = block
+        self.errors: list[dict] = []
+        self.records = 0
+        self.envelopes: list[tuple] = []  # (uid, request, micros, scene, features, info)
+        self.item_values: list = []  # each item's item_id as written
+        self.item_lines: list[int] = []  # the block line of each item
+        self.item_envelopes: list[int] = []
+        self.item_positions: list[int] = []  # its index in item_list
+
+    def error(self, i: int, field: str, reason: str, message: str) -> dict:
+        line = int(self.block.line_numbers[i]) if self.block.line_numbers[i] >= 0 else None
+        return error_record(self.block.source, line, int(self.block.offsets[i]), field, reason, message,
+                            self.block.raw(i))
+
+    def add(self, i: int) -> None:
+        """Line ``i``: its items, or the errors of a line that is not a request or whose envelope
+        breaks a rule (one per item)."""
         try:
-            rows.append((i, envelope["uid"], _item_id(item, n), *envelope["rest"]))
+            body = orjson.loads(self.block.raw(i))
+        except orjson.JSONDecodeError as exc:
+            self.records += 1
+            self.errors.append(self.error(i, "", "INVALID_JSON", f"not valid JSON: {exc}"))
+            return
+        items = body.get("item_list") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            self.records += 1
+            self.errors.append(self.error(i, "", "INVALID_REQUEST", "a callback body is a JSON object"))
+            return
+        if not isinstance(items, list) or not items:
+            self.records += 1
+            self.errors.append(self.error(i, "item_list", "REQUIRED", "item_list must list at least one {\"item_id\": ...}"))
+            return
+        self.records += len(items)
+        try:
+            envelope = _envelope(body)
         except RecordRejected as exc:
-            errors.append(error(exc.field, exc.reason, str(exc)))
-    return rows, errors
+            message = f"{exc} (so each of the body's {len(items)} items is refused)"
+            self.errors += [self.error(i, exc.field, exc.reason, message) for _ in items]
+            return
+        self.envelopes.append(envelope)
+        self.item_values += [item.get("item_id") if isinstance(item, dict) else _NOT_OBJECT for item in items]
+        self.item_lines += [i] * len(items)
+        self.item_envelopes += [len(self.envelopes) - 1] * len(items)
+        self.item_positions += range(len(items))
+
+    def batch(self) -> tuple[pa.RecordBatch, list[dict]]:
+        """The items as exposure events, and an error for each item whose id breaks a rule."""
+        values = self.item_values
+        not_object = np.fromiter((v is _NOT_OBJECT for v in values), dtype=bool, count=len(values))
+        ids = pa.array([v if isinstance(v, str) else str(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                        else None for v in values], pa.string())
+        missing = as_mask(pc.is_null(pc.utf8_trim_whitespace(ids))) | as_mask(
+            pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0))
+        reserved = as_mask(pc.match_substring_regex(ids, _RESERVED_PATTERN))
+        errors = []
+        for k in np.flatnonzero(not_object | missing | reserved).tolist():
+            n, i = self.item_positions[k], self.item_lines[k]
+            if not_object[k]:
+                errors.append(self.error(i, f"item_list[{n}]", "INVALID_ITEM", f"item_list[{n}] must be {{\"item_id\": ...}}"))
+            elif missing[k]:
+                errors.append(self.error(i, f"item_list[{n}].item_id", "REQUIRED", f"item_list[{n}].item_id is required"))
+            else:
+                shown = next(shown for char, shown in RESERVED.items() if char in values[k])
+                errors.append(self.error(i, f"item_list[{n}].item_id", "RESERVED_CHARACTER",
+                                         f"item_list[{n}].item_id must not contain {shown}, which PAI-Rec reserves as a "
+                                         "separator"))
+        keep = np.flatnonzero(~(not_object | missing | reserved))
+        envelopes = [self.envelopes[self.item_envelopes[k]] for k in keep.tolist()]
+        lines = np.array(self.item_lines, dtype=np.int64)[keep]
+        return _batch(self.block, lines, ids.take(pa.array(keep, pa.int64())), envelopes), errors
 
 
-def _envelope(body: dict) -> dict:
+def _envelope(body: dict) -> tuple:
     scene = _id(body, "scene_id")
     uid = _id(body, "uid")
     request = _id(body, "request_id", reserved=False)
     features = _object_text(body, "features")
     info = _object_text(body, "request_info")
-    return {"uid": uid, "rest": (request, _micros(body, info), scene, features, info)}
+    return uid, request, _micros(body, info), scene, features, info
 
 
 def _id(body: dict, name: str, reserved: bool = True) -> str:
@@ -125,16 +173,6 @@ def _id(body: dict, name: str, reserved: bool = True) -> str:
                 raise RecordRejected(name, "RESERVED_CHARACTER", f"{name} must not contain {shown}, which PAI-Rec "
                                                                  "reserves as a separator")
     return value
-
-
-def _item_id(item, n: int) -> str:
-    field = f"item_list[{n}].item_id"
-    if not isinstance(item, dict):
-        raise RecordRejected(f"item_list[{n}]", "INVALID_ITEM", f"item_list[{n}] must be {{\"item_id\": ...}}")
-    try:
-        return _id(item, "item_id")
-    except RecordRejected as exc:
-        raise RecordRejected(field, exc.reason, str(exc).replace("item_id", field, 1)) from None
 
 
 def _object_text(body: dict, name: str) -> str | None:
@@ -176,27 +214,26 @@ def _micros(body: dict, info: str | None) -> int:
     return int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
 
 
-def _batch(block: LineBlock, rows: list[tuple]) -> pa.RecordBatch:
-    lines = np.array([r[0] for r in rows], dtype=np.int64)
-    n = len(rows)
-    users = pa.array([r[1] for r in rows], pa.string())
+def _batch(block: LineBlock, lines: np.ndarray, items: pa.Array, envelopes: list[tuple]) -> pa.RecordBatch:
+    """Exposures: the block lines of their bodies, their item ids and each one's envelope."""
+    n = len(lines)
+    users = pa.array([e[0] for e in envelopes], pa.string())
     types = pa.repeat(pa.scalar(EXPOSE, pa.string()), n)
     attributes = attributes_from_columns(["scene", "features", "request_info"],
-                                         [pa.array([r[k] for r in rows], pa.string()) for k in (5, 6, 7)]) if n else None
+                                         [pa.array([e[k] for e in envelopes], pa.string()) for k in (3, 4, 5)]) if n else None
     columns = {
         "event_type": types,
         "source_event_type": types,
         "visitor_id": users,
         "user_info": user_info_of(users),
-        "event_time": pa.array(np.array([r[4] for r in rows], dtype=np.int64), pa.int64()).cast(
+        "event_time": pa.array(np.array([e[2] for e in envelopes], dtype=np.int64), pa.int64()).cast(
             pa.timestamp("us", tz="UTC")),
-        "product_details": one_product_each([r[2] for r in rows]),
-        "request_id": pa.array([r[3] for r in rows], pa.string()),
+        "product_details": one_product_each(items),
+        "request_id": pa.array([e[1] for e in envelopes], pa.string()),
         "attributes": attributes,
     }
-    return canonical_batch(columns, block.source, block.offsets[lines] if n else np.zeros(0, np.int64),
-                           block.line_numbers[lines] if n else np.zeros(0, np.int64), block.records_each(lines),
-                           PaiRecCallback.name)
+    return canonical_batch(columns, block.source, block.offsets[lines], block.line_numbers[lines],
+                           block.records_each(lines), PaiRecCallback.name)
 
 
 __all__ = ["PaiRecCallback"]
