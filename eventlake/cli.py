@@ -456,6 +456,10 @@ def format_summary(summary: Mapping) -> str:
             rows.append(("  features version", features["version"]))
     if summary.get("features_store"):
         rows.append(("features table", summary["features_store"]))
+    workers = summary.get("workers") or {}
+    if workers:
+        rows.append(("workers", f"{workers.get('workers', '-')} ({workers.get('running_mode', workers.get('runner'))})"
+                     if workers.get("runner") == "local" else workers.get("runner")))
     if summary.get("note"):
         rows.append(("note", summary["note"]))
     if summary.get("errors_path") and (summary.get("errors") or summary.get("catalog_errors")):

@@ -26,6 +26,7 @@ class Summary(Mapping):
     version: int | None = None
     seconds: float | None = None
     leftovers_removed: int = 0
+    workers: dict = field(default_factory=dict)  # the runner, and the local runner's worker processes
     note: str | None = None
     failure: str | None = None
     extra: dict = field(default_factory=dict)

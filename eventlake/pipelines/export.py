@@ -45,10 +45,12 @@ from eventlake.pipelines.running import (
     catalog_format_of,
     catalog_paths,
     check_outputs,
+    choose_workers,
     finish_summary,
     new_run_id,
     pipeline_options,
     prepare_run,
+    workers_of,
 )
 from eventlake.schema import CATALOG_FIELD_TYPES
 from eventlake.summaries import ExportSummary
@@ -440,7 +442,9 @@ def execute_export(plan: ExportPlan, pipeline_args: list[str] | None = None) -> 
     """Run one planned export and publish it; nothing reaches the output unless it all worked."""
     start_staging(plan.output, plan.run_id)
     try:
-        options, runner = pipeline_options(pipeline_args or [])
+        args = choose_workers(pipeline_args or [], sum(int(add.get("size", 0)) for _, adds in plan.shards
+                                                       for add in adds))
+        options, runner = pipeline_options(args)
         try:
             with beam.Pipeline(runner=runner, options=options) as pipeline:
                 _ = pipeline | "ExportEvents" >> ExportEvents(plan)
@@ -461,6 +465,7 @@ def execute_export(plan: ExportPlan, pipeline_args: list[str] | None = None) -> 
             raise JobError(f"the output {plan.output} was written by another run meanwhile; nothing was "
                            "published (give --overwrite to replace it)") from None
         summary["seconds"] = round(time.time() - plan.started, 3)
+        summary["workers"] = workers_of(args)
         return summary
     finally:
         end_staging(plan.output, plan.run_id)

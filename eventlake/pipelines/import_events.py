@@ -16,7 +16,7 @@ from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
 from eventlake.formats.base import AUTO, SourceFileError, detect_format, format_class, get_format
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import ByteRange, DamagedSourceError, read_all
+from eventlake.io.files import ByteRange, DamagedSourceError, compression_of, read_all
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
 from eventlake.pipelines.running import (
@@ -25,12 +25,14 @@ from eventlake.pipelines.running import (
     catalog_format_of,
     catalog_paths,
     check_outputs,
+    choose_workers,
     input_files,
     pipeline_options,
     prepare_run,
     read_store,
     remove_scratch,
     start_run,
+    workers_of,
     write_summary_file,
 )
 from eventlake.pipelines.vacuum import tidy_store
@@ -247,13 +249,23 @@ def execute_commit_pipeline(commit: CommitPlan, ranges: list[ByteRange], job: be
     if not ranges:
         remove_scratch(commit.store, commit.run_id)
         return _nothing_to_do(commit)
-    options, runner = pipeline_options(pipeline_args or [])
+    args = choose_workers(pipeline_args or [], input_bytes(commit.sources))
+    options, runner = pipeline_options(args)
     try:
         with beam.Pipeline(runner=runner, options=options) as pipeline:
             _ = pipeline | label >> job
     finally:
         remove_scratch(commit.store, commit.run_id)
-    return json.loads(read_all(join_path(commit.errors_dir, "summary.json")))
+    return {**json.loads(read_all(join_path(commit.errors_dir, "summary.json"))), "workers": workers_of(args)}
+
+
+COMPRESSION_FACTOR = 5  # a compressed event file holds about this many bytes of records per byte
+
+
+def input_bytes(sources: list[dict]) -> int:
+    """About how many bytes of records the files hold (compressed ones count their text)."""
+    return sum(int(s["size"]) * (COMPRESSION_FACTOR if compression_of(s["path"]) != "uncompressed" else 1)
+               for s in sources)
 
 
 def _nothing_to_do(commit: CommitPlan) -> dict:

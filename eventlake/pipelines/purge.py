@@ -234,4 +234,4 @@ def _purge_features(config: PurgeConfig, summary: dict, pipeline_args: list[str]
 def execute_purge(plan: PurgePlan, pipeline_args: list[str] | None = None) -> dict:
     """Run a planned purge once; the summary's status is ok, conflict or failed."""
     return run_rewrite(plan.commit, ("PurgeFeatures" if plan.features else "PurgeEvents") >> PurgeEvents(plan),
-                       pipeline_args)
+                       pipeline_args, sum(int(add.get("size", 0)) for add in plan.files))

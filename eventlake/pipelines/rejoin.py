@@ -231,4 +231,5 @@ def run_rejoin(config: RejoinConfig, pipeline_args: list[str] | None = None) -> 
 
 def execute_rejoin(plan: RejoinPlan, pipeline_args: list[str] | None = None) -> dict:
     """Run a planned rejoin once; the summary's status is ok, conflict or failed."""
-    return run_rewrite(plan.commit, "RejoinEvents" >> RejoinEvents(plan), pipeline_args)
+    return run_rewrite(plan.commit, "RejoinEvents" >> RejoinEvents(plan), pipeline_args,
+                       sum(int(add.get("size", 0)) for add in plan.files))

@@ -21,7 +21,7 @@ from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import read_all, write_bytes
 from eventlake.io.store import delete_files, remove_action
-from eventlake.pipelines.running import pipeline_options, remove_scratch, scratch_dir
+from eventlake.pipelines.running import choose_workers, pipeline_options, remove_scratch, scratch_dir, workers_of
 from eventlake.transforms.rewrite import FileChange
 
 
@@ -128,13 +128,16 @@ def read_summary(plan: RewritePlan) -> dict:
     return json.loads(read_all(plan.summary_path))
 
 
-def run_rewrite(commit: RewritePlan, job: beam.PTransform, pipeline_args: list[str] | None) -> dict:
-    """Run one planned rejoin or purge pipeline; its summary's status is ok, conflict or failed."""
-    options, runner = pipeline_options(pipeline_args or [])
+def run_rewrite(commit: RewritePlan, job: beam.PTransform, pipeline_args: list[str] | None,
+                input_bytes: int = 0) -> dict:
+    """Run one planned rejoin or purge pipeline; its summary's status is ok, conflict or failed.
+    ``input_bytes``: what it reads, from which the local runner's worker count is chosen."""
+    args = choose_workers(pipeline_args or [], input_bytes)
+    options, runner = pipeline_options(args)
     try:
         with beam.Pipeline(runner=runner, options=options) as pipeline:
             _ = pipeline | job
-        return read_summary(commit)
+        return {**read_summary(commit), "workers": workers_of(args)}
     finally:
         remove_scratch(commit.store, commit.run_id)
 

@@ -22,6 +22,43 @@ class JobError(RuntimeError):
     """The job cannot run or failed in an expected way; the message is for the user."""
 
 
+# Worker processes on the local runner: each costs about 2 s to start and the job's fixed cost
+# again, so a second one pays off only on inputs of a few hundred MB (see choose_workers).
+MULTI_PROCESS_BYTES = 256 << 20
+BYTES_PER_WORKER = 128 << 20
+_LOCAL_WORKER_FLAGS = ("direct_num_workers", "direct_running_mode")
+
+
+def choose_workers(pipeline_args: list[str], input_bytes: int) -> list[str]:
+    """The local runner's worker flags for a job reading about ``input_bytes``, when the user
+    gave none: one process per available CPU for a large input, one for a small one (a demo or
+    a scheduled run of a few small files would spend longer starting processes than working).
+    Another runner, or worker flags of the user's own, are left as they are."""
+    options = PipelineOptions(pipeline_args)
+    if options.view_as(StandardOptions).runner:
+        return pipeline_args
+    given = options.get_all_options(drop_default=True, retain_unknown_options=True)
+    if any(flag in given for flag in _LOCAL_WORKER_FLAGS):
+        return pipeline_args
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cpus < 2 or input_bytes < MULTI_PROCESS_BYTES:
+        return pipeline_args
+    workers = int(min(cpus, max(2, input_bytes // BYTES_PER_WORKER)))
+    return [*pipeline_args, f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+
+
+def workers_of(pipeline_args: list[str]) -> dict:
+    """What ran the job, for its summary: the runner, and the local runner's worker processes."""
+    options = PipelineOptions(pipeline_args)
+    runner = options.view_as(StandardOptions).runner
+    if runner:
+        return {"runner": runner}
+    given = options.get_all_options(drop_default=True, retain_unknown_options=True)
+    workers = int(given.get("direct_num_workers") or 1)
+    mode = given.get("direct_running_mode") or "in_memory"
+    return {"runner": "local", "workers": workers if mode != "in_memory" else 1, "running_mode": mode}
+
+
 def pipeline_options(pipeline_args: list[str]) -> tuple[PipelineOptions, object]:
     """Beam options from the passthrough flags, and the runner to use.
 

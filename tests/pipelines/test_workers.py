@@ -1,0 +1,51 @@
+"""All cores by default: the local runner's worker count follows the input's size, flags of the
+user's own win, and the summary says what ran the job."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from eventlake.cli import main
+from eventlake.pipelines import running
+from eventlake.pipelines.running import choose_workers, workers_of
+
+
+@pytest.fixture
+def four_cpus(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+
+
+@pytest.mark.parametrize(("args", "size", "expected"), [
+    ([], 10 << 20, []),  # small: one process, no start-up cost
+    ([], 300 << 20, ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]),
+    ([], 5 << 30, ["--direct_num_workers=4", "--direct_running_mode=multi_processing"]),  # at most one per CPU
+    (["--direct_num_workers=3"], 5 << 30, []),  # the user's own flags win
+    (["--direct_running_mode=multi_threading"], 5 << 30, []),
+    (["--runner=DataflowRunner"], 5 << 30, []),  # another runner: its own workers
+])
+def test_the_worker_count_follows_the_input_size_unless_the_user_chose(four_cpus, args, size, expected):
+    assert choose_workers(args, size) == [*args, *expected]
+
+
+def test_one_cpu_means_one_process(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert choose_workers([], 5 << 30) == []
+
+
+def test_the_summary_records_what_ran_the_job(generated, monkeypatch):
+    summary = generated / "s.json"
+    code = main(["import", "--events", str(generated / "events" / "a.jsonl"), "--catalog", str(generated / "catalog.json"),
+                 "--store", str(generated / "store"), "--summary", str(summary)])
+    assert code == 0
+    assert json.loads(summary.read_text())["workers"] == {"runner": "local", "workers": 1, "running_mode": "in_memory"}
+    monkeypatch.setattr(running, "MULTI_PROCESS_BYTES", 1)  # as if the input were large
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    code = main(["import", "--events", str(generated / "events" / "b.json.gz"), "--catalog",
+                 str(generated / "catalog.json"), "--store", str(generated / "store"), "--summary", str(summary)])
+    assert code == 0
+    s = json.loads(summary.read_text())
+    assert s["workers"] == {"runner": "local", "workers": 2, "running_mode": "multi_processing"} and s["stored"] > 0
+    assert workers_of(["--runner=FlinkRunner"]) == {"runner": "FlinkRunner"}
