@@ -39,5 +39,5 @@ setup(
                  "google-cloud-retail>=2", "fastavro>=1.9", "duckdb>=1.0"],
         "bench": ["duckdb>=1.0", "psutil>=5"],
     },
-    entry_points={"console_scripts": ["eventlake=eventlake.cli:main"]},
+    entry_points={"console_scripts": ["eventlake=eventlake.cli:entry_point"]},
 )
