@@ -42,6 +42,7 @@ from eventlake.formats.base import (
 from eventlake.formats.columns import attributes_from_columns, user_info_of
 from eventlake.formats.rules import Rule, as_mask, column_at, is_type
 from eventlake.formats.tabular import RowBlock, RowChecks, as_numbers, as_text, file_type_of, read_rows, unix_times
+from eventlake.formats.tabular import column_at as table_column  # a table's; rules.column_at reads a batch
 from eventlake.io.files import ByteRange
 from eventlake.schema import PURCHASE_TRANSACTION, product_details_type
 
@@ -164,8 +165,6 @@ def _to_canonical(block: RowBlock, kept_names: set[str], names_map: dict) -> tup
 
 
 def _column(table: pa.Table, path: str, n: int) -> pa.Array:
-    from eventlake.formats.tabular import column_at as table_column
-
     found = table_column(table, path)
     return pa.nulls(n, pa.string()) if found is None else found
 
