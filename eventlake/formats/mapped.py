@@ -176,8 +176,7 @@ class MappedEvents(EventFormat):
 
     def check_file(self, path: str) -> None:
         file_type = self._file_type(path)
-        names = self.options.get("column_names") if self.options.get("header", True) is False else None
-        head = head_table(path, file_type, "mapped events", names)
+        head = head_table(path, file_type, "mapped events", _column_names(self.options))
         _check_columns(RowBlock(path, head, np.zeros(0), np.zeros(0), lambda rows: pa.array([], pa.binary())),
                        self.options, file_type)
 
@@ -185,19 +184,29 @@ class MappedEvents(EventFormat):
         return file_type_of(path, self.options.get("file_type", ""))
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[ParsedBlock]:
-        file_type = self._file_type(byte_range.path)
-        names = self.options.get("column_names") if self.options.get("header", True) is False else None
-        first = byte_range.start <= 0
-        for block in read_rows(byte_range, block_bytes, file_type, "mapped events", names):
-            if first:
-                _check_columns(block, self.options, file_type)
-                first = False
+        for block in _mapped_rows(byte_range, block_bytes, self.options, "mapped events"):
             records = block.records
             block, empty_errors, parents = _explode(block, self.options.get("explode"))
             if parents is not None:  # each element is a record; a parent without any is one
                 records += len(block.lines) - parents + len(empty_errors)
             batch, errors = _events(block, self.options, self.event_type_map)
             yield ParsedBlock(batch, block.errors + empty_errors + errors, lines=block.lines_spanned, records=records)
+
+
+def _column_names(options: dict) -> list[str] | None:
+    """The field names of a CSV without a header, when the options say it has none."""
+    return options.get("column_names") if options.get("header", True) is False else None
+
+
+def _mapped_rows(byte_range: ByteRange, block_bytes: int, options: dict, kind: str) -> Iterator[RowBlock]:
+    """The range's row blocks, the file's columns checked against the mapping on its first one."""
+    file_type = file_type_of(byte_range.path, options.get("file_type", ""))
+    first = byte_range.start <= 0
+    for block in read_rows(byte_range, block_bytes, file_type, kind, _column_names(options)):
+        if first:
+            _check_columns(block, options, file_type)
+            first = False
+        yield block
 
 
 def _check_columns(block: RowBlock, options: dict, file_type: str) -> None:
@@ -423,13 +432,7 @@ class MappedCatalog(CatalogFormat):
         return options
 
     def read_range(self, byte_range: ByteRange, block_bytes: int) -> Iterator[tuple[pa.Table, list[dict]]]:
-        file_type = file_type_of(byte_range.path, self.options.get("file_type", ""))
-        names = self.options.get("column_names") if self.options.get("header", True) is False else None
-        first = byte_range.start <= 0
-        for block in read_rows(byte_range, block_bytes, file_type, "a mapped catalog", names):
-            if first:
-                _check_columns(block, self.options, file_type)
-                first = False
+        for block in _mapped_rows(byte_range, block_bytes, self.options, "a mapped catalog"):
             products, errors = self._products(block)
             yield products, block.errors + errors
 
