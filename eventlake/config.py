@@ -70,8 +70,10 @@ class ImportConfig(_Checked):
     """Event files: paths or globs (``*.json``, ``*.jsonl``, optionally ``.gz``/``.bz2``/``.zst``)."""
     format: str = "retail"
     """The events' source format: ``retail`` (Google Retail UserEvent JSON lines), ``personalize``
-    (Amazon Personalize interactions CSV), ``opensearch`` (Alibaba OpenSearch behavior documents),
-    or one a package registers (``eventlake.formats``)."""
+    (Amazon Personalize interactions CSV), ``personalize-events``, ``opensearch`` (Alibaba
+    OpenSearch behavior documents), ``pairec-behavior``, ``pairec-callback``, ``ga4``, ``mapped``
+    (columns named in ``format_options``), ``auto``, or one a package registers
+    (``eventlake.formats``)."""
     catalog: str = ""
     """The product catalog to join events against (a path or glob). Optional: without one no
     join is done, ``joined`` is null, and a later ``rejoin`` with a catalog joins the events."""
@@ -124,12 +126,7 @@ class ImportConfig(_Checked):
         unknown = [f for f in self.catalog_fields if f not in CATALOG_FIELD_TYPES]
         if unknown:
             raise ConfigError(f"catalog_fields: unknown field {unknown[0]!r}; choose from {', '.join(CATALOG_FIELD_TYPES)}")
-        if self.max_error_ratio is not None and not 0 <= self.max_error_ratio <= 1:
-            raise ConfigError("max_error_ratio: must be between 0 and 1")
-        if self.max_error_samples < 0:
-            raise ConfigError("max_error_samples: must not be negative")
-        if self.split_bytes < 1 << 16 or not 1 << 10 <= self.block_bytes <= 1 << 30:
-            raise ConfigError("split_bytes must be at least 64 KiB, block_bytes between 1 KiB and 1 GiB")
+        _check_reading(self)
         return self
 
 
@@ -259,6 +256,16 @@ class ExportConfig(_Checked):
         return self
 
 
+def _check_reading(config: ImportConfig | FeaturesConfig) -> None:
+    """The settings every file-importing job shares: error limits and how files are cut."""
+    if config.max_error_ratio is not None and not 0 <= config.max_error_ratio <= 1:
+        raise ConfigError("max_error_ratio: must be between 0 and 1")
+    if config.max_error_samples < 0:
+        raise ConfigError("max_error_samples: must not be negative")
+    if config.split_bytes < 1 << 16 or not 1 << 10 <= config.block_bytes <= 1 << 30:
+        raise ConfigError("split_bytes must be at least 64 KiB, block_bytes between 1 KiB and 1 GiB")
+
+
 def _check_format_options(name: str, options: dict, catalog: bool = False) -> None:
     """A bad format option is named as ``format_options.<key>`` before anything runs."""
     from eventlake.formats.base import FormatOptionError, catalog_format_class, format_class
@@ -326,12 +333,7 @@ class FeaturesConfig(_Checked):
         if self.format not in format_names("features"):
             raise ConfigError(f"format: unknown feature-log format {self.format!r}; known: "
                               f"{', '.join(format_names('features'))}")
-        if self.max_error_ratio is not None and not 0 <= self.max_error_ratio <= 1:
-            raise ConfigError("max_error_ratio: must be between 0 and 1")
-        if self.max_error_samples < 0:
-            raise ConfigError("max_error_samples: must not be negative")
-        if self.split_bytes < 1 << 16 or not 1 << 10 <= self.block_bytes <= 1 << 30:
-            raise ConfigError("split_bytes must be at least 64 KiB, block_bytes between 1 KiB and 1 GiB")
+        _check_reading(self)
         return self
 
     @property
