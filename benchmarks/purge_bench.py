@@ -4,8 +4,11 @@ Imports N synthetic events spread over 60 days, then runs, each as a whole proce
 copy of the store:
   - the baseline: ``purge --force`` of one visitor, whose events are in every file;
   - ``purge --force`` of one day (an eventTime range), which the log's statistics narrow down;
-  - the same two as dry runs.
-Prints the files and bytes each scanned and the wall-time ratios against the baseline.
+  - the same two as dry runs;
+  - the peer: ``deltalake``'s own ``DeltaTable.delete`` of the same visitor on another copy, as a
+    process (delta-rs leaves the superseded files for its vacuum; eventlake deletes them).
+Prints the files and bytes each scanned, the wall-time ratios against the baseline, and the
+visitor purge's ratio to delta-rs's delete, all from the same run.
 
     pip install -e '.[bench]' && python benchmarks/purge_bench.py --events 600000
 """
@@ -27,6 +30,11 @@ from import_bench import generate  # noqa: E402 - the same synthetic events as t
 DAYS = 60
 ONE_DAY = 'eventTime >= "2024-06-01T00:00:00Z" eventTime < "2024-06-02T00:00:00Z"'
 ONE_VISITOR = 'visitorId = "visitor-7"'
+DELTA_RS_DELETE = """
+import sys, deltalake
+table = deltalake.DeltaTable(sys.argv[1])
+print(table.delete("visitor_id = 'visitor-7'")["num_deleted_rows"])
+"""
 
 
 def eventlake(*args: str) -> tuple[float, dict]:
@@ -63,6 +71,15 @@ def main() -> None:
                              "files_scanned": s["files_scanned"], "files_rewritten": s["files_rewritten"],
                              "mb_scanned": round(s["bytes_scanned"] / 2**20, 1)}
             shutil.rmtree(copy)
+        copy = os.path.join(work, "store-delta-rs")
+        shutil.copytree(store, copy)
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", DELTA_RS_DELETE, copy], capture_output=True, text=True, check=True)
+        delta_rs = time.perf_counter() - start
+        shutil.rmtree(copy)
+        assert int(done.stdout.split()[-1]) == results["visitor"]["purged"], (done.stdout, results["visitor"])
+        results["visitor_vs_delta_rs_delete"] = {"delta_rs_seconds": round(delta_rs, 2),
+                                                 "ratio": round(results["visitor"]["seconds"] / delta_rs, 2)}
         base, dry = results["visitor"], results["visitor_dry"]
         results["one_day_vs_all_files"] = {
             "files_scanned": round(results["one_day"]["files_scanned"] / base["files_scanned"], 3),
