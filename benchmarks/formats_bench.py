@@ -13,7 +13,8 @@ Targets (issue 13): Personalize CSV at least as fast as Retail JSON; the JSON fo
 0.7x Retail. ``pairec-parquet`` is the PAI-Rec rows as Parquet (a MaxCompute table's export);
 ``mapped-otto`` is OTTO-shaped sessions of five events read through ``configs/otto.yaml``;
 ``ga4`` is the same events as GA4's BigQuery export writes them to JSON lines; ``pairec-callback``
-is callback bodies of five items each (every item an exposure, so types differ from Retail's).
+is callback bodies of five items each (every item an exposure, so types differ from Retail's);
+``pairec-feature-log`` is one item feature record per event, through ``eventlake features import``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import tempfile
 import time
 
 FORMATS = ("retail", "personalize", "personalize-events", "opensearch", "pairec-behavior", "pairec-parquet",
-           "mapped-otto", "ga4", "pairec-callback")
+           "mapped-otto", "ga4", "pairec-callback", "pairec-feature-log")
 GA4_EVENTS = {"detail-page-view": "view_item", "add-to-cart": "add_to_cart", "purchase-complete": "purchase",
               "home-page-view": "page_view"}
 FORMAT_OF = {"pairec-parquet": "pairec-behavior", "mapped-otto": "mapped"}  # labels that are not a format's name
@@ -82,11 +83,13 @@ def write_inputs(directory: str, n: int) -> dict[str, str]:
         "mapped-otto": os.path.join(directory, "otto.jsonl"),
         "ga4": os.path.join(directory, "ga4.jsonl"),
         "pairec-callback": os.path.join(directory, "callback.jsonl"),
+        "pairec-feature-log": os.path.join(directory, "features.jsonl"),
     }
     with open(paths["retail"], "w") as retail, open(paths["personalize"], "w") as csv_file, \
             open(paths["personalize-events"], "w") as put, open(paths["opensearch"], "w") as behavior, \
             open(paths["pairec-behavior"], "w") as pairec, open(paths["mapped-otto"], "w") as otto, \
-            open(paths["ga4"], "w") as ga4, open(paths["pairec-callback"], "w") as callback:
+            open(paths["ga4"], "w") as ga4, open(paths["pairec-callback"], "w") as callback, \
+            open(paths["pairec-feature-log"], "w") as features:
         csv_file.write("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n")
         pairec.write("uid,item_id,event,time,scene,request_id\n")
         request: list[dict] = []
@@ -113,6 +116,9 @@ def write_inputs(directory: str, n: int) -> dict[str, str]:
             pairec.write(f"{visitor},{product},{PAIREC_EVENTS[kind]},{seconds},home,r-{i}\n")
             session.append({"aid": int(product[1:]), "ts": seconds * 1000, "type": OTTO_TYPES[kind]})
             ga4.write(json.dumps(ga4_row(visitor, product, seconds, kind, i)) + "\n")
+            features.write(json.dumps({"request_id": f"r-{i}", "module": "item", "scene": "home", "request_time": seconds,
+                                       "user_id": visitor, "item_id": product,
+                                       "item_features": json.dumps({"price": 10.0, "ctr": 0.1})}) + "\n")
             if len(session) == 5:
                 otto.write(json.dumps({"session": i, "events": session}) + "\n")
                 callback.write(json.dumps({"uid": visitor, "request_id": f"r-{i}", "scene_id": "home",
@@ -140,10 +146,13 @@ def time_import(work: str, fmt: str, path: str) -> tuple[float, dict]:
     store = os.path.join(work, f"store-{fmt}")
     shutil.rmtree(store, ignore_errors=True)
     summary = os.path.join(work, f"summary-{fmt}.json")
+    if fmt == "pairec-feature-log":  # feature logs go to the features table, not the events
+        command = ["features", "import", path, "--features-store", store]
+    else:
+        command = ["import", *FLAGS.get(fmt, []), "--format", FORMAT_OF.get(fmt, fmt), "--events", path,
+                   "--catalog", os.path.join(work, "catalog.jsonl"), "--store", store]
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "eventlake.cli", "import", *FLAGS.get(fmt, []), "--format",
-                    FORMAT_OF.get(fmt, fmt), "--events", path,
-                    "--catalog", os.path.join(work, "catalog.jsonl"), "--store", store, "--summary", summary],
+    subprocess.run([sys.executable, "-m", "eventlake.cli", *command, "--summary", summary],
                    check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
     with open(summary) as handle:
