@@ -223,6 +223,8 @@ def _check_columns(block: RowBlock, options: dict, file_type: str) -> None:
             if explode not in block.table.column_names:
                 continue  # named once, as the list column
             element = block.table.column(explode).type
+            if (pa.types.is_list(element) or pa.types.is_large_list(element)) and pa.types.is_null(element.value_type):
+                continue  # only empty lists so far: nothing says which fields their events have
             if not (pa.types.is_list(element) or pa.types.is_large_list(element)) or \
                     not _has_path(element.value_type, path[len(explode) + 1:]):
                 missing.append(path)

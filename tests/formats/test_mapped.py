@@ -181,3 +181,13 @@ def test_the_mapped_catalog_joins_and_python_runs_the_same_import(tmp_path):
                 for r in stored(tmp_path / "store")}
     assert products["A-1"] == {"id": "A-1", "title": "Hat", "categories": ["Wear", "Hats"], "price": 9.5}
     assert products["Z-9"]["title"] is None
+
+
+def test_a_file_whose_first_sessions_list_no_event_is_not_refused_for_missing_columns(tmp_path):
+    path = tmp_path / "sessions.jsonl"
+    path.write_text(json.dumps({"session": 1, "events": []}) + "\n")
+    options = {"explode": "events", "fields": {"visitor_id": "session", "product_id": "events.aid",
+                                               "event_type": "events.type", "event_time": "events.ts"}, "time_unit": "ms"}
+    get_format("mapped", options).check_file(str(path))  # empty lists say nothing about their events' fields
+    rows, errors, records = read(path, options)
+    assert (rows, records) == ([], 1) and [(e["field"], e["reason"]) for e in errors] == [("events", "REQUIRED")]
