@@ -58,6 +58,12 @@ REQUIRED = {"uid": ("uid", "user_id"), "item_id": ("item_id",), "event": ("event
             "scene": ("scene", "scene_id")}
 OPTIONAL = {"request_id": ("request_id",), "event_value": ("event_value",), "exp_id": ("exp_id",)}
 RESERVED = {":": "':'", ";": "';'", "#": "'#'", "\x02": "0x02", "\x03": "0x03", "\x1d": "0x1D"}
+RESERVED_PATTERN = "[" + "".join(RESERVED) + "]"  # any of them: one pass over a column finds the rows to name
+
+
+def reserved_in(value: str) -> str:
+    """How an error names the first reserved character ``value`` holds (in ``RESERVED``'s order)."""
+    return next(shown for char, shown in RESERVED.items() if char in value)
 ID_COLUMNS = ("uid", "item_id", "scene")
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
@@ -176,9 +182,11 @@ def _to_canonical(block: RowBlock, names: dict[str, str], timezone: str) -> tupl
 
 
 def _reject_reserved(check: RowChecks, values: pa.Array, column: str) -> None:
-    for char, shown in RESERVED.items():
-        check.reject(pc.match_substring(values, char), column, "RESERVED_CHARACTER",
-                     f"{column} must not contain {shown}, which PAI-Rec reserves as a separator")
+    """One regex pass per column (a pass per character took a quarter of the parse time); only
+    the rows it finds are looked at again, to name the character."""
+    check.reject(pc.match_substring_regex(values, RESERVED_PATTERN), column, "RESERVED_CHARACTER",
+                 lambda i: f"{column} must not contain {reserved_in(values[i].as_py())}, which PAI-Rec reserves as a "
+                           "separator")
 
 
 def _times(values: pa.Array, timezone: str, check: RowChecks, column: str) -> pa.Array:

@@ -23,6 +23,7 @@ the training-samples job reads.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -41,12 +42,11 @@ from eventlake.formats.base import (
 )
 from eventlake.formats.columns import attributes_from_columns, one_product_each, user_info_of
 from eventlake.formats.lines import LineBlock
-from eventlake.formats.pairec import RESERVED
+from eventlake.formats.pairec import RESERVED_PATTERN, reserved_in
 from eventlake.formats.rules import as_mask
 from eventlake.io.files import ByteRange, read_blocks
 
 TIME_FIELDS = ("request_time", "time", "timestamp")
-_RESERVED_PATTERN = "[" + "".join(RESERVED) + "]"
 EXPOSE = "expose"
 
 
@@ -133,7 +133,7 @@ class _Requests:
                         else None for v in values], pa.string())
         missing = as_mask(pc.is_null(pc.utf8_trim_whitespace(ids))) | as_mask(
             pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0))
-        reserved = as_mask(pc.match_substring_regex(ids, _RESERVED_PATTERN))
+        reserved = as_mask(pc.match_substring_regex(ids, RESERVED_PATTERN))
         errors = []
         for k in np.flatnonzero(not_object | missing | reserved).tolist():
             n, i = self.item_positions[k], self.item_lines[k]
@@ -142,7 +142,7 @@ class _Requests:
             elif missing[k]:
                 errors.append(self.error(i, f"item_list[{n}].item_id", "REQUIRED", f"item_list[{n}].item_id is required"))
             else:
-                shown = next(shown for char, shown in RESERVED.items() if char in values[k])
+                shown = reserved_in(values[k])
                 errors.append(self.error(i, f"item_list[{n}].item_id", "RESERVED_CHARACTER",
                                          f"item_list[{n}].item_id must not contain {shown}, which PAI-Rec reserves as a "
                                          "separator"))
@@ -167,11 +167,9 @@ def _id(body: dict, name: str, reserved: bool = True) -> str:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise RecordRejected(name, "REQUIRED", f"{name} is required")
-    if reserved:
-        for char, shown in RESERVED.items():
-            if char in value:
-                raise RecordRejected(name, "RESERVED_CHARACTER", f"{name} must not contain {shown}, which PAI-Rec "
-                                                                 "reserves as a separator")
+    if reserved and re.search(RESERVED_PATTERN, value):
+        raise RecordRejected(name, "RESERVED_CHARACTER", f"{name} must not contain {reserved_in(value)}, which PAI-Rec "
+                                                         "reserves as a separator")
     return value
 
 
