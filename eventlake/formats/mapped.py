@@ -60,7 +60,7 @@ from eventlake.formats.tabular import (
     check_timezone,
     column_at,
     file_type_of,
-    head_table,
+    head_block,
     pattern_times,
     read_rows,
     rfc3339_times,
@@ -140,10 +140,7 @@ class MappedEvents(EventFormat):
         unit = options.get("time_unit", "s")
         if not isinstance(unit, str) or not (unit in UNIX_UNITS or unit == "rfc3339" or "%" in unit):
             raise FormatOptionError("time_unit", f"{unit!r} is not s, ms, us, rfc3339 or a strftime pattern")
-        try:
-            check_timezone(str(options.get("timezone", "UTC")))
-        except ValueError as exc:
-            raise FormatOptionError("timezone", str(exc)) from None
+        check_timezone(options, "UTC")
         explode = options.get("explode")
         if explode is not None and (not isinstance(explode, str) or "." in explode):
             raise FormatOptionError("explode", "must name one top-level list column")
@@ -176,9 +173,8 @@ class MappedEvents(EventFormat):
 
     def check_file(self, path: str) -> None:
         file_type = self._file_type(path)
-        head = head_table(path, file_type, "mapped events", _column_names(self.options))
-        _check_columns(RowBlock(path, head, np.zeros(0), np.zeros(0), lambda rows: pa.array([], pa.binary())),
-                       self.options, file_type)
+        _check_columns(head_block(path, file_type, "mapped events", _column_names(self.options)), self.options,
+                       file_type)
 
     def _file_type(self, path: str) -> str:
         return file_type_of(path, self.options.get("file_type", ""))

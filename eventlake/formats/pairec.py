@@ -28,7 +28,6 @@ import pyarrow.compute as pc
 
 from eventlake.formats.base import (
     EventFormat,
-    FormatOptionError,
     ParsedBlock,
     SourceFileError,
     canonical_batch,
@@ -46,7 +45,7 @@ from eventlake.formats.tabular import (
     as_text,
     check_timezone,
     file_type_of,
-    head_table,
+    head_block,
     pattern_times,
     read_rows,
     unix_times,
@@ -82,10 +81,7 @@ class PaiRecBehavior(EventFormat):
     @classmethod
     def check_options(cls, options) -> dict:
         options = super().check_options(options)
-        try:
-            check_timezone(str(options.get("timezone", DEFAULT_TIMEZONE)))
-        except ValueError as exc:
-            raise FormatOptionError("timezone", str(exc)) from None
+        check_timezone(options, DEFAULT_TIMEZONE)
         return options
 
     @classmethod
@@ -95,8 +91,7 @@ class PaiRecBehavior(EventFormat):
         return all(any(n.upper() in names for n in aliases) for aliases in REQUIRED.values())
 
     def check_file(self, path: str) -> None:
-        head = head_table(path, file_type_of(path), "PAI-Rec behavior rows")
-        _columns(RowBlock(path, head, np.zeros(0), np.zeros(0), lambda rows: pa.array([], pa.binary())), always=True)
+        _columns(head_block(path, file_type_of(path), "PAI-Rec behavior rows"), always=True)
 
     def lines_before(self, byte_range: ByteRange) -> int:
         if file_type_of(byte_range.path) == "csv" and byte_range.start > 0:

@@ -27,7 +27,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from eventlake.errors import error_record
-from eventlake.formats.base import SourceFileError, is_parquet
+from eventlake.formats.base import FormatOptionError, SourceFileError, is_parquet
 from eventlake.formats.csv_records import read_csv_blocks
 from eventlake.formats.lines import loads_record
 from eventlake.io.decompress import open_source
@@ -96,6 +96,13 @@ def head_table(path: str, file_type: str, kind: str, column_names: list[str] | N
     for block in read_rows(ByteRange(path, 0, -1), 64 << 10, file_type, kind, column_names):
         return block.table  # the first block's rows are enough to show the columns
     return pa.table({})
+
+
+def head_block(path: str, file_type: str, kind: str, column_names: list[str] | None = None) -> RowBlock:
+    """``head_table`` as a block, for a format's column check before a job runs (its columns are
+    what is checked: it carries no record origins)."""
+    return RowBlock(path, head_table(path, file_type, kind, column_names), np.zeros(0, np.int64),
+                    np.zeros(0, np.int64), lambda rows: pa.array([], pa.binary()))
 
 
 def _parquet_rows(byte_range: ByteRange, kind: str) -> Iterator[RowBlock]:
@@ -370,14 +377,16 @@ def rfc3339_times(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return times, as_bools(pc.is_valid(text)) & ~as_bools(pc.is_valid(times))
 
 
-def check_timezone(name: str) -> str:
-    """``name`` if it is an IANA time zone this machine knows; ``ValueError`` otherwise."""
+def check_timezone(options: dict, default: str) -> str:
+    """The ``timezone`` option (or ``default``) if it is an IANA time zone this machine knows;
+    ``FormatOptionError`` naming the option otherwise."""
     import zoneinfo
 
+    name = str(options.get("timezone", default))
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not an IANA time zone (such as Asia/Shanghai or UTC)") from None
+        raise FormatOptionError("timezone", f"{name!r} is not an IANA time zone (such as Asia/Shanghai or UTC)") from None
     return name
 
 
