@@ -76,16 +76,14 @@ def _to_features(block: RowBlock) -> tuple[pa.RecordBatch, list[dict]]:
         return as_text(found) if found is not None else pa.nulls(n, pa.string())
 
     values = {name: column(name) for name in TEXT_COLUMNS + FEATURE_COLUMNS}
-    for name in ("module", "request_id", "request_time"):
-        given = values[name] if name in values else column(name)
+    time_text = column("request_time")
+    for name, given in (("module", values["module"]), ("request_id", values["request_id"]), ("request_time", time_text)):
         check.reject(pc.is_null(given), name, "REQUIRED", f"{name} is required")
     check.reject(pc.invert(pc.is_in(values["module"], value_set=pa.array(MODULES))), "module", "INVALID_VALUE",
                  lambda i: f"module must be user or item, got {values['module'][i].as_py()!r}"[:200])
     check.reject(pc.and_(pc.equal(values["module"], "item"), pc.is_null(values["item_id"])), "item_id", "REQUIRED",
                  "an item record needs item_id")
-    raw_time = column_at(table, "request_time") if n and column_at(table, "request_time") is not None else \
-        pa.nulls(n, pa.string())
-    request_time, micros = _request_times(raw_time, check)
+    request_time, micros = _request_times(time_text, check)
     for name in FEATURE_COLUMNS:
         _reject_non_objects(check, values[name], name)
 
@@ -102,9 +100,9 @@ def _to_features(block: RowBlock) -> tuple[pa.RecordBatch, list[dict]]:
     return pa.RecordBatch.from_arrays(columns, schema=PARSED_FEATURE_SCHEMA), check.errors
 
 
-def _request_times(values: pa.Array, check: RowChecks) -> tuple[pa.Array, pa.Array]:
-    """``request_time`` as written (whole seconds or milliseconds) and as a UTC timestamp."""
-    text = pc.utf8_trim_whitespace(as_text(values))
+def _request_times(text: pa.Array, check: RowChecks) -> tuple[pa.Array, pa.Array]:
+    """``request_time`` (as text) as written (whole seconds or milliseconds) and as a UTC timestamp."""
+    text = pc.utf8_trim_whitespace(text)
     digits = as_bools(pc.match_substring_regex(text, r"^\d{1,16}$"))
     check.reject(as_bools(pc.is_valid(text)) & ~digits, "request_time", "INVALID_TIME",
                  lambda i: f"request_time must be whole Unix seconds, got {text[i].as_py()[:40]!r}")
