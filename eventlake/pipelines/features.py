@@ -24,18 +24,15 @@ from eventlake.formats.base import format_class
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import ByteRange
 from eventlake.pipelines.import_commit import CommitPlan, reported
-from eventlake.pipelines.import_events import execute_commit_pipeline
+from eventlake.pipelines.import_events import execute_commit_pipeline, files_to_import, matched_files
 from eventlake.pipelines.running import (
     JobError,
     absolute,
     check_outputs,
-    input_files,
     prepare_run,
-    read_store,
     start_run,
     write_summary_file,
 )
-from eventlake.pipelines.vacuum import tidy_store
 from eventlake.summaries import FeaturesImportSummary
 from eventlake.transforms.catalog import CatalogFile
 from eventlake.transforms.parse import STATS
@@ -55,15 +52,8 @@ def plan_features(config: FeaturesConfig) -> FeaturesPlan:
     """Match the files and read the features table's log; ``JobError`` when nothing sane is left."""
     table = absolute(config.table)
     suffixes = format_class(config.format).suffixes
-    files, unmatched = input_files(config.files, suffixes)
-    if unmatched and not (files and config.allow_missing):
-        hint = "; pass --allow-missing to import the other files without it" if files else ""
-        raise JobError(f"no feature-log file matches {', '.join(unmatched)} (names of {config.format} files must end "
-                       f"in {' or '.join(suffixes)}, optionally .gz, .bz2 or .zst){hint}")
-    snapshot = read_store(table, must_exist=False)
-    tidied = tidy_store(table, snapshot)
-    done = set() if config.reimport else snapshot.imported_sources()
-    new = [f for f in files if (f.path, f.size, f.mtime) not in done]
+    files = matched_files(config.files, suffixes, config.allow_missing, "feature-log", config.format)
+    snapshot, tidied, new, done = files_to_import(table, files, config.reimport)
     run_id = start_run(table)
     errors_root = absolute(config.errors) if config.errors else join_path(table, "_errors")
     commit = CommitPlan(

@@ -63,17 +63,10 @@ def plan_import(config: ImportConfig) -> ImportPlan:
     """Match files and read the store's log; raise ``JobError`` when there is nothing sane to do."""
     store = absolute(config.store)
     suffixes = all_suffixes() if config.format == AUTO else format_class(config.format).suffixes
-    files, unmatched = input_files(config.events, suffixes)
-    if unmatched and not (files and config.allow_missing):
-        hint = "; pass --allow-missing to import the other files without it" if files else ""
-        raise JobError(f"no event file matches {', '.join(unmatched)} (names of {config.format} files must end in "
-                       f"{' or '.join(suffixes)}, optionally .gz, .bz2 or .zst){hint}")
+    files = matched_files(config.events, suffixes, config.allow_missing, "event", config.format)
     catalog = catalog_paths(config.catalog, config.catalog_format) if config.catalog else []
     catalog_format = catalog_format_of(catalog, config.catalog_format) if catalog else None
-    snapshot = read_store(store, must_exist=False)
-    tidied = tidy_store(store, snapshot)
-    done = set() if config.reimport else snapshot.imported_sources()
-    new = [f for f in files if (f.path, f.size, f.mtime) not in done]
+    snapshot, tidied, new, done = files_to_import(store, files, config.reimport)
     formats = _formats_of(new, config.format)
     _check_files(new, formats, config)
     run_id = start_run(store)
@@ -105,6 +98,27 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         leftovers_removed=tidied["files_removed"],
     )
     return ImportPlan(config, plan_ranges(new, formats, config.split_bytes), catalog, commit, formats, catalog_format)
+
+
+def matched_files(patterns: list[str], suffixes: tuple[str, ...], allow_missing: bool, what: str,
+                  format_name: str) -> list:
+    """The files the patterns match; ``JobError`` for a pattern that matches none (a typo must
+    not import the other files silently) unless ``allow_missing`` and some file matched."""
+    files, unmatched = input_files(patterns, suffixes)
+    if unmatched and not (files and allow_missing):
+        hint = "; pass --allow-missing to import the other files without it" if files else ""
+        raise JobError(f"no {what} file matches {', '.join(unmatched)} (names of {format_name} files must end in "
+                       f"{' or '.join(suffixes)}, optionally .gz, .bz2 or .zst){hint}")
+    return files
+
+
+def files_to_import(store: str, files: list, reimport: bool) -> tuple:
+    """The table's snapshot (after the clean-up earlier runs left undone), that clean-up's
+    counts, the files to import, and the (path, size, mtime) of those the table has already."""
+    snapshot = read_store(store, must_exist=False)
+    tidied = tidy_store(store, snapshot)
+    done = set() if reimport else snapshot.imported_sources()
+    return snapshot, tidied, [f for f in files if (f.path, f.size, f.mtime) not in done], done
 
 
 def _check_files(files, formats: str | dict[str, str], config: ImportConfig) -> None:
