@@ -112,8 +112,8 @@ def _to_canonical(block: RowBlock, kept_names: set[str], names_map: dict) -> tup
         return canonical_batch({}, block.source, np.zeros(0, np.int64), np.zeros(0, np.int64),
                                pa.array([], pa.binary()), Ga4Events.name), [], 0
     names = _text(table, "event_name")
-    params = table.column("event_params").combine_chunks() if "event_params" in table.column_names else None
-    page = _param(params, "page_location", n)
+    params = _Params(table.column("event_params").combine_chunks() if "event_params" in table.column_names else None, n)
+    page = params.get("page_location")
     home = _is_root(page) & as_mask(pc.equal(names, "page_view"))
     known = as_mask(pc.is_in(names, value_set=pa.array(sorted(kept_names), pa.string()))) | home
     skip = as_mask(pc.is_valid(names)) & ~known
@@ -128,9 +128,9 @@ def _to_canonical(block: RowBlock, kept_names: set[str], names_map: dict) -> tup
     check.reject(pc.is_null(visitors), "user_pseudo_id", "REQUIRED", "user_pseudo_id is required")
 
     revenue, bad_revenue = as_numbers(_coalesce(_column(table, "ecommerce.purchase_revenue", n),
-                                                _param(params, "value", n, number=True)))
+                                                params.get("value", number=True)))
     check.reject(bad_revenue, "ecommerce.purchase_revenue", "INVALID_VALUE", "purchase_revenue must be a number")
-    tax, bad_tax = as_numbers(_coalesce(_column(table, "ecommerce.tax_value", n), _param(params, "tax", n, number=True)))
+    tax, bad_tax = as_numbers(_coalesce(_column(table, "ecommerce.tax_value", n), params.get("tax", number=True)))
     check.reject(bad_tax, "ecommerce.tax_value", "INVALID_VALUE", "tax_value must be a number")
 
     keep = pa.array(check.kept, pa.int64())
@@ -140,23 +140,23 @@ def _to_canonical(block: RowBlock, kept_names: set[str], names_map: dict) -> tup
     is_search = as_mask(pc.equal(types, "search"))
     is_list = as_mask(pc.equal(types, "category-page-view"))
     is_purchase = as_mask(pc.equal(types, "purchase-complete"))
-    list_name = _coalesce(_param(params, "item_list_name", n), _first_item(table, "item_list_name", n)).take(keep)
+    list_name = _coalesce(params.get("item_list_name"), _first_item(table, "item_list_name", n)).take(keep)
     transaction = _not_set(_text(table, "ecommerce.transaction_id")).take(keep)
-    currency = _param(params, "currency", n).take(keep)
+    currency = params.get("currency").take(keep)
     canonical = {
         "event_type": types,
         "source_event_type": event_names,
         "visitor_id": visitors.take(keep),
-        "session_id": _param(params, "ga_session_id", n).take(keep),
+        "session_id": params.get("ga_session_id").take(keep),
         "user_info": user_info_of(_not_set(_text(table, "user_id")).take(keep)),
         "event_time": times.take(keep),
         "product_details": _products(table, keep),
-        "search_query": _only(_param(params, "search_term", n).take(keep), is_search),
+        "search_query": _only(params.get("search_term").take(keep), is_search),
         "page_categories": _only(pa.ListArray.from_arrays(pa.array(np.arange(kept + 1, dtype=np.int32)), list_name,
                                                           mask=pc.is_null(list_name)), is_list),
         "purchase_transaction": _purchase(transaction, revenue.take(keep), tax.take(keep), currency, is_purchase),
         "uri": page.take(keep),
-        "referrer_uri": _param(params, "page_referrer", n).take(keep),
+        "referrer_uri": params.get("page_referrer").take(keep),
         "attributes": _attributes(table, keep),
     }
     batch = canonical_batch(canonical, block.source, block.offsets[check.kept], block.lines[check.kept],
@@ -183,25 +183,36 @@ def _coalesce(first: pa.Array, second: pa.Array) -> pa.Array:
     return pc.coalesce(as_text(first), as_text(second))
 
 
-def _param(params: pa.Array | None, key: str, n: int, number: bool = False) -> pa.Array:
-    """Each row's value of the event parameter ``key`` (the first if it repeats) as text, null
-    where the row has none. ``number``: the numeric values first."""
-    if params is None or not len(params):
-        return pa.nulls(n, pa.string())
-    entries = pc.list_flatten(params)
-    keys = pc.struct_field(entries, "key")
-    hits = np.flatnonzero(as_mask(pc.equal(keys, key)))
-    if not len(hits):
-        return pa.nulls(n, pa.string())
-    owners = pc.list_parent_indices(params).to_numpy(zero_copy_only=False)[hits]
-    values = pc.struct_field(entries, "value")
-    present = [f for f in _VALUE_FIELDS if values.type.get_field_index(f) >= 0]
-    order = [f for f in ("int_value", "double_value", "float_value", "string_value") if f in present] if number else present
-    texts = [as_text(pc.struct_field(values, f).take(pa.array(hits))) for f in order]
-    value = texts[0] if len(texts) == 1 else pc.coalesce(*texts)
-    position = np.full(n, -1, dtype=np.int64)
-    position[owners[::-1]] = np.arange(len(hits))[::-1]  # the first value of each row wins
-    return value.take(pa.array(position, mask=position < 0))
+class _Params:
+    """A block's ``event_params``, flattened once: each parameter is then one lookup, not a
+    flatten of every row's parameters per key (a block asks for eight)."""
+
+    def __init__(self, params: pa.Array | None, n: int):
+        self.n = n
+        self.empty = params is None or not len(params)
+        if self.empty:
+            return
+        entries = pc.list_flatten(params)
+        self.keys = pc.struct_field(entries, "key")
+        self.owners = pc.list_parent_indices(params).to_numpy(zero_copy_only=False)
+        self.values = pc.struct_field(entries, "value")
+        self.present = [f for f in _VALUE_FIELDS if self.values.type.get_field_index(f) >= 0]
+
+    def get(self, key: str, number: bool = False) -> pa.Array:
+        """Each row's value of the parameter ``key`` (the first if it repeats) as text, null where
+        the row has none. ``number``: the numeric values first."""
+        if self.empty:
+            return pa.nulls(self.n, pa.string())
+        hits = np.flatnonzero(as_mask(pc.equal(self.keys, key)))
+        if not len(hits):
+            return pa.nulls(self.n, pa.string())
+        order = [f for f in ("int_value", "double_value", "float_value", "string_value") if f in self.present] \
+            if number else self.present
+        texts = [as_text(pc.struct_field(self.values, f).take(pa.array(hits))) for f in order]
+        value = texts[0] if len(texts) == 1 else pc.coalesce(*texts)
+        position = np.full(self.n, -1, dtype=np.int64)
+        position[self.owners[hits][::-1]] = np.arange(len(hits))[::-1]  # the first value of each row wins
+        return value.take(pa.array(position, mask=position < 0))
 
 
 def _first_item(table: pa.Table, field: str, n: int) -> pa.Array:
