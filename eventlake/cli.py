@@ -25,6 +25,7 @@ from eventlake.config import (
     ImportConfig,
     PurgeConfig,
     RejoinConfig,
+    SamplesConfig,
     load_config,
 )
 
@@ -92,6 +93,17 @@ records, as JSON lines, CSV or Parquet). Each record is validated (module, reque
 item id on item records, feature fields that are JSON objects), then stored partitioned by the
 request's date, dropped as a duplicate, or written as an error sample. One commit or none.
 The training-samples job reads this table.
+
+{EXIT_CODES}"""
+
+SAMPLES_DESCRIPTION = f"""Build training samples from the store: one row per exposure (--exposure-types, default expose;
+one per user, request and item), a 0/1 column per --label NAME=TYPES (an event of those types for
+the same user and item, of the same request when it names one, at most --window after the
+exposure; each event is claimed by one exposure) and NAME_value (the claimed events' event_value),
+and the user and item features of the request from the features table (<store>/_features or
+--features-store), only records written at or before the exposure. --flatten-features adds a
+typed column per feature key; --format tfrecord writes tf.train.Example records; --split as in
+export. Output is staged and published only when the run succeeds.
 
 {EXIT_CODES}"""
 
@@ -192,6 +204,31 @@ def _features_parser(sub) -> None:
     p.add_argument("--config", help="YAML job config (its features: section; flags override it)")
 
 
+def _samples_parser(sub) -> None:
+    p = _job_parser(sub, "samples", "build training samples: exposures labelled, with request-time features",
+                    SAMPLES_DESCRIPTION)
+    p.add_argument("--store", help="event store (Delta Lake table) location")
+    p.add_argument("--output", help="output folder (local, gs:// or s3://)")
+    p.add_argument("--features-store", help="the features table, when not <store>/_features")
+    p.add_argument("--exposure-types", type=_comma_list, help="exposure event types, comma-separated (default expose)")
+    p.add_argument("--label", dest="labels", action="append", metavar="NAME=TYPES",
+                   help="a label and its event types, repeatable (default click=detail-page-view, "
+                        "cart=add-to-cart, buy=purchase-complete)")
+    p.add_argument("--window", help="how long after an exposure a label event counts (default 30m; s, m, h, d)")
+    p.add_argument("--filter", help="only events matching this filter are read")
+    p.add_argument("--flatten-features", action="store_true", default=None,
+                   help="also a typed column per feature key (user__age), typed over the run")
+    p.add_argument("--format", choices=["parquet", "tfrecord"], help="output files (default parquet)")
+    p.add_argument("--split", help="time:0.8,0.1,0.1 or leave-last:N")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace the files of a non-empty output")
+    p.add_argument("--summary", help="also write the summary JSON here")
+    p.add_argument("--config", help="YAML job config (its samples: section; flags override it)")
+
+
+def _comma_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def _history_parser(sub) -> None:
     p = _job_parser(sub, "history", "list the store's versions: time, job, parameters, counts", HISTORY_DESCRIPTION)
     p.add_argument("--store", required=True, help="event store (Delta Lake table) location")
@@ -204,8 +241,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     parser.add_argument("--version", action="version", version=f"eventlake {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Beam's log")
     sub = parser.add_subparsers(dest="job", required=True,
-                                metavar="{import,rejoin,purge,export,features,history,vacuum}")
-    for add in (_import_parser, _rejoin_parser, _purge_parser, _export_parser, _features_parser, _history_parser,
+                                metavar="{import,rejoin,purge,export,features,samples,history,vacuum}")
+    for add in (_import_parser, _rejoin_parser, _purge_parser, _export_parser, _features_parser, _samples_parser,
+                _history_parser,
                 _vacuum_parser):
         add(sub)
     return parser, dict(sub.choices)
@@ -349,7 +387,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
     if overrides.get("files") == []:
         overrides["files"] = None  # none on the command line: the config's, if any
     for key, flag in (("catalog_field_map", "--catalog-field"), ("format_options", "--format-option"),
-                      ("catalog_format_options", "--catalog-format-option")):
+                      ("catalog_format_options", "--catalog-format-option"), ("labels", "--label")):
         if overrides.get(key) is not None:
             overrides[key] = _pairs(flag, overrides[key])
     if args.job == "import":
@@ -364,6 +402,10 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
         from eventlake.pipelines.features import run_features_import
 
         return format_summary(run_features_import(load_config(args.config, overrides, FeaturesConfig), beam_args))
+    if args.job == "samples":
+        from eventlake.pipelines.samples import run_samples
+
+        return format_samples(run_samples(load_config(args.config, overrides, SamplesConfig), beam_args))
     if args.job == "export":
         from eventlake.pipelines.export import run_export
 
@@ -418,6 +460,29 @@ def format_export(summary: Mapping) -> str:
     if readiness:
         rows.append(("readiness", readiness["status"]))
         rows += [(f"  {c['check']}", f"{c['status']}: {c['value']} ({c['message']})") for c in readiness["checks"]]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {'-' if v is None else v}" for k, v in rows)
+
+
+def format_samples(summary: Mapping) -> str:
+    """The samples summary: exposures and what became of them, each label, the features' gaps."""
+    rows = [(k, summary[k]) for k in ("output", "version", "features_store", "features_version", "window_seconds",
+                                      "split", "format", "files_read", "feature_files_read", "exposures",
+                                      "duplicate_exposures", "exposures_skipped", "samples", "rows_written")
+            if k in summary]
+    rows += [(f"  skipped: {reason}", n) for reason, n in summary.get("skipped_by_reason", {}).items()]
+    for name, positives in summary.get("positives", {}).items():
+        rate = summary.get("positive_rate", {}).get(name)
+        rows.append((f"label {name}", f"{positives} positive ({'-' if rate is None else f'{rate:.2%}'}), "
+                                      f"{summary.get('label_events', {}).get(name, 0)} events, "
+                                      f"unattributed_{name} {summary.get(f'unattributed_{name}', 0)}"))
+    rows += [(k, summary[k]) for k in ("exposures_without_user_features", "exposures_without_item_features",
+                                       "user_features_written_after_exposure", "item_features_written_after_exposure",
+                                       "seconds") if k in summary]
+    rows += [(f"  part {part}", n) for part, n in summary.get("samples_by_part", {}).items()]
+    rows += [(f"  file {name}", f"{n} rows") for name, n in summary.get("files_written", {}).items()]
+    if summary.get("note"):
+        rows.append(("note", summary["note"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {'-' if v is None else v}" for k, v in rows)
 

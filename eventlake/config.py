@@ -8,6 +8,7 @@ paths in a config file are relative to the file's own directory.
 from __future__ import annotations
 
 import os
+import re
 import types
 import typing
 import urllib.parse
@@ -344,8 +345,97 @@ class FeaturesConfig(_Checked):
         return self.features_store or join_path(self.store, "_features")
 
 
+_LABEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_WINDOW = re.compile(r"^([1-9][0-9]*)([smhd])$")
+_WINDOW_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+SAMPLE_FORMATS = ("parquet", "tfrecord")
+
+
+@dataclass
+class SamplesConfig(_Checked):
+    """Settings of ``eventlake samples`` (the ``samples:`` section of a config file)."""
+
+    store: str = ""
+    """The event store whose exposures and label events make the samples."""
+    output: str = ""
+    """The output folder (local, ``gs://`` or ``s3://``); it must be empty unless ``overwrite``."""
+    features_store: str = ""
+    """The features table, when not ``<store>/_features``; without one the features are null."""
+    exposure_types: list[str] = field(default_factory=lambda: ["expose"])
+    """The event types that are exposures (one sample per user, request and item)."""
+    labels: dict[str, str] = field(default_factory=lambda: {"click": "detail-page-view", "cart": "add-to-cart",
+                                                            "buy": "purchase-complete"})
+    """Label name -> the event types (comma-separated) that make it 1."""
+    window: str = "30m"
+    """How long after an exposure a label event still counts: a number and s, m, h or d."""
+    filter: str = ""
+    """Only events matching this filter (the purge filter language) are read."""
+    flatten_features: bool = False
+    """Also give each feature key its own typed column (``user__age``), typed over the whole run."""
+    format: str = "parquet"
+    """``parquet`` or ``tfrecord`` (tf.train.Example records, for EasyRec / TensorFlow)."""
+    split: str = ""
+    """``time:0.8,0.1,0.1`` (cut at global exposure times) or ``leave-last:N`` (per user)."""
+    overwrite: bool = False
+    """Replace the output folder's files; without it a non-empty output folder is refused."""
+    summary: str = ""
+    """Also write the run summary as JSON here."""
+
+    def check(self) -> SamplesConfig:
+        if not self.store:
+            raise ConfigError("store: give the event store location (--store)")
+        if not self.output:
+            raise ConfigError("output: give the output folder (--output)")
+        if not self.exposure_types or not all(t.strip() for t in self.exposure_types):
+            raise ConfigError("exposure_types: give at least one event type")
+        if not self.labels:
+            raise ConfigError("labels: give at least one label (--label click=detail-page-view)")
+        taken = {"request_id", "scene", "user_id", "item_id", "exposure_time"}
+        for name, listed_types in self.labels.items():
+            if not _LABEL_NAME.match(name) or name in taken or name.endswith("_value"):
+                raise ConfigError(f"labels.{name}: a label name is lower-case letters, digits and _, starts with a "
+                                  "letter, and is not an output column's name")
+            listed = [t.strip() for t in listed_types.split(",")]
+            if not all(listed):
+                raise ConfigError(f"labels.{name}: give its event types, comma-separated (click=detail-page-view)")
+            shared = set(listed) & set(self.exposure_types)
+            if shared:
+                raise ConfigError(f"labels.{name}: {sorted(shared)[0]} is an exposure type; a label needs other events")
+        self.window_seconds  # noqa: B018 - checks it
+        if self.format not in SAMPLE_FORMATS:
+            raise ConfigError(f"format: {self.format!r} is not one of {', '.join(SAMPLE_FORMATS)}")
+        if self.format == "tfrecord":
+            import importlib.util
+
+            if importlib.util.find_spec("tfrecord") is None:
+                raise ConfigError("format: tfrecord needs the tfrecord package: pip install 'eventlake[tfrecord]'")
+        if self.split:
+            from eventlake.transforms.split import SplitError, parse_split
+
+            try:
+                parse_split(self.split)
+            except SplitError as exc:
+                raise ConfigError(str(exc)) from None
+        if self.output.rstrip("/").count("/") < (3 if "://" in self.output else 0):
+            raise ConfigError(f"output: {self.output} is a bucket; give a folder inside it")
+        return self
+
+    @property
+    def window_seconds(self) -> int:
+        found = _WINDOW.match(self.window.strip())
+        if not found:
+            raise ConfigError(f"window: {self.window!r} is not a duration; give a number and s, m, h or d (30m)")
+        return int(found.group(1)) * _WINDOW_SECONDS[found.group(2)]
+
+    @property
+    def features_table(self) -> str:
+        from eventlake.io.delta_log import join_path
+
+        return self.features_store or join_path(self.store, "_features")
+
+
 SECTIONS = {ImportConfig: "import", RejoinConfig: "rejoin", PurgeConfig: "purge", ExportConfig: "export",
-            FeaturesConfig: "features"}
+            FeaturesConfig: "features", SamplesConfig: "samples"}
 
 
 def load_config(path: str | None, overrides: dict, kind: type = ImportConfig):

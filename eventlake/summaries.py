@@ -203,8 +203,41 @@ class FeaturesImportSummary(Summary):
     events_per_second: float | None = None
 
 
+@dataclass(frozen=True)
+class SamplesSummary(Summary):
+    """``eventlake samples``: every exposure read is a sample, a duplicate or skipped by a rule
+    (``skipped_by_reason``); every label event is claimed by an exposure or counted as
+    ``unattributed_<label>``; features missing, or written only after the exposure, are counted."""
+
+    job: ClassVar[str] = "samples"
+    output: str = ""
+    features_store: str | None = None
+    features_version: int | None = None
+    window_seconds: int = 0
+    labels: dict = field(default_factory=dict)
+    split: str | None = None
+    format: str = "parquet"
+    files_read: int = 0
+    feature_files_read: int = 0
+    exposures: int = 0
+    duplicate_exposures: int = 0
+    exposures_skipped: int = 0
+    skipped_by_reason: dict = field(default_factory=dict)
+    samples: int = 0
+    rows_written: int = 0
+    positives: dict = field(default_factory=dict)
+    positive_rate: dict = field(default_factory=dict)
+    label_events: dict = field(default_factory=dict)
+    exposures_without_user_features: int = 0
+    exposures_without_item_features: int = 0
+    user_features_written_after_exposure: int = 0
+    item_features_written_after_exposure: int = 0
+    samples_by_part: dict = field(default_factory=dict)
+    files_written: dict = field(default_factory=dict)
+
+
 BY_JOB: dict[str, type[Summary]] = {c.job: c for c in (ImportSummary, RejoinSummary, PurgeSummary, VacuumSummary,
-                                                        ExportSummary, FeaturesImportSummary)}
+                                                        ExportSummary, FeaturesImportSummary, SamplesSummary)}
 
 
 def summary_of(job: str, values: Mapping[str, Any]) -> Summary:
@@ -212,4 +245,4 @@ def summary_of(job: str, values: Mapping[str, Any]) -> Summary:
     return BY_JOB.get(job, Summary).from_dict(values)
 
 
-__all__ = ["BY_JOB", "ExportSummary", "FeaturesImportSummary", "ImportSummary", "PurgeSummary", "RejoinSummary", "Summary", "VacuumSummary", "summary_of"]
+__all__ = ["BY_JOB", "ExportSummary", "FeaturesImportSummary", "ImportSummary", "PurgeSummary", "RejoinSummary", "SamplesSummary", "Summary", "VacuumSummary", "summary_of"]

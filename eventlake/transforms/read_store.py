@@ -187,7 +187,7 @@ def read_file_batches(store: str, add: dict, schema: pa.Schema, event_filter: Ev
             return
     date = add.get("partitionValues", {}).get(PARTITION_COLUMN)
     wanted = [n for n in schema.names if n != PARTITION_COLUMN]
-    with _open_store_file(store, add) as handle:
+    with open_store_file(store, add) as handle:
         parquet = pq.ParquetFile(pa.PythonFile(handle, mode="r"))
         present = set(parquet.schema_arrow.names)
         needed = [n for n in (event_filter.columns if event_filter is not None else []) if n not in wanted]
@@ -212,7 +212,7 @@ def read_file_batches(store: str, add: dict, schema: pa.Schema, event_filter: Ev
                 yield batch.slice(start, BATCH_ROWS)
 
 
-def _open_store_file(store: str, add: dict):
+def open_store_file(store: str, add: dict):
     """A data file opened for reading; ``StoreChanged`` when a later job has deleted it."""
     try:
         return FileSystems.open(join_path(store, add["path"]), compression_type=CompressionTypes.UNCOMPRESSED)
@@ -262,7 +262,7 @@ def _valueless_columns(group: pq.RowGroupMetaData) -> set[str]:
 def columns_with_values(store: str, add: dict, names) -> set[str] | None:
     """Which of the top-level columns ``names`` hold any value in a data file, from its Parquet
     footer alone (leaf values against null counts); None when the footer lacks statistics."""
-    with _open_store_file(store, add) as handle:
+    with open_store_file(store, add) as handle:
         metadata = pq.ParquetFile(pa.PythonFile(handle, mode="r")).metadata
     found = set()
     for g in range(metadata.num_row_groups):
