@@ -8,8 +8,8 @@ The rules, as PAI-Rec and EasyRec sample jobs apply them:
   ``duplicate_exposures``.
 * A **label** event (a click, a cart, a buy) is claimed by at most one exposure of the same user
   and item: the exposure of its own request when the event carries a request id, otherwise the
-  latest exposure at or before it (an as-of join). It counts when it happened at or after that
-  exposure and at most ``window`` later. An event no exposure claims is ``unattributed``. A
+  latest exposure at or before it (an as-of join; of two at one moment, the greater request
+  id). It counts when it happened at or after that exposure and at most ``window`` later. An event no exposure claims is ``unattributed``. A
   claimed event sets its label to 1 and adds its ``event_value`` (none counts as 0) to
   ``<label>_value``.
 * **Features** come from the callback logs (``<store>/_features``): the user record of the
@@ -163,8 +163,11 @@ def label_exposures(table: pa.Table, spec: SampleSpec, split_last: int = 0) -> t
     stats["exposures"] += int(is_exposure.sum())
     candidates = np.flatnonzero(usable)
     fingerprints = table.column("fingerprint").take(pa.array(candidates))
+    # by the request id itself, not its code: the order of exposures at one moment (which one an
+    # event without a request id goes to) must not depend on the order files were read in
     order = pc.sort_indices(pa.table({"u": user_codes[candidates], "i": item_codes[candidates],
-                                      "r": request_codes[candidates], "t": times[candidates], "f": fingerprints}),
+                                      "r": table.column("request_id").take(pa.array(candidates)),
+                                      "t": times[candidates], "f": fingerprints}),
                             [("u", "ascending"), ("i", "ascending"), ("r", "ascending"), ("t", "ascending"),
                              ("f", "ascending")]).to_numpy()
     ordered = candidates[order]

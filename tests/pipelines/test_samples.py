@@ -212,3 +212,41 @@ def test_a_killed_or_interrupted_run_publishes_nothing_and_the_next_run_cleans_u
     done = eventlake("samples", "--store", store, "--output", out)
     assert done.returncode == 0, done.stderr
     assert len(read_samples(out)) == 7 and not (tmp_path / "out.eventlake-tmp").exists()
+
+
+def test_a_generated_case_matches_an_independent_duckdb_query(tmp_path):
+    """100k requests of 20 items, clicks, carts and buys at known rates, features per request:
+    the samples equal, row for row, what DuckDB computes from the same Parquet files with a
+    join on the request, an ASOF join and ROW_NUMBER (``benchmarks/samples_case.py``)."""
+    import sys
+    from pathlib import Path
+
+    import deltalake
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from samples_case import duckdb_samples, generate
+
+    case = generate(tmp_path, 100_000)
+    store = tmp_path / "store"
+    assert main(["import", "--events", case["behavior"], "--format", "pairec-behavior", "--store", str(store)]) == 0
+    assert main(["features", "import", case["features"], "--store", str(store)]) == 0
+    s = run_samples(SamplesConfig(store=str(store), output=str(tmp_path / "out")))
+    assert s["exposures"] == s["samples"] + s["duplicate_exposures"] + s["exposures_skipped"]
+    for name in ("click", "cart", "buy"):
+        assert s["unattributed_" + name] > 0 and s["positives"][name] > 0
+    assert s["user_features_written_after_exposure"] > 0 and s["exposures_without_item_features"] > 0
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    files = [f.removeprefix("file://") for f in deltalake.DeltaTable(str(store)).file_uris()]
+    features = [f.removeprefix("file://") for f in deltalake.DeltaTable(str(store / "_features")).file_uris()]
+    duckdb_samples(con, files, features)
+    columns = ("request_id, scene, user_id, item_id, exposure_time, click, cart, buy, round(click_value, 6), "
+               "round(cart_value, 6), round(buy_value, 6), user_features, item_features, context_features, "
+               "generate_features, raw_features")
+    ours = f"SELECT {columns} FROM read_parquet('{tmp_path}/out/*.parquet')"
+    theirs = f"SELECT {columns} FROM reference"
+    assert con.execute("SELECT count(*) FROM reference").fetchone()[0] == s["samples"]
+    assert con.execute(f"SELECT count(*) FROM ({ours} EXCEPT ALL {theirs})").fetchone()[0] == 0
+    assert con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {ours})").fetchone()[0] == 0
+    positives = con.execute("SELECT sum(click), sum(cart), sum(buy) FROM reference").fetchone()
+    assert positives == (s["positives"]["click"], s["positives"]["cart"], s["positives"]["buy"])
