@@ -101,3 +101,28 @@ def test_the_features_config_imports_its_bundled_feature_log(tmp_path):
     s = json.loads(summary.read_text())
     assert (s["records"], s["stored"], s["errors"]) == (6, 5, 1) and s["by_module"] == {"item": 3, "user": 2}
     assert s["features_store"] == str(tmp_path / "store" / "_features")
+
+
+def test_the_samples_config_builds_samples_from_the_pairec_examples(tmp_path):
+    """The three PAI-Rec configs in the order their comments give, into one store, then samples."""
+    import json
+
+    import duckdb
+
+    from eventlake.cli import main
+    from eventlake.config import SamplesConfig
+
+    store = str(tmp_path / "store")
+    assert main(["import", "--config", str(CONFIGS / "pairec.yaml"), "--store", store]) == 0
+    assert main(["import", "--config", str(CONFIGS / "pairec-callback.yaml"), "--store", store]) == 0
+    assert main(["features", "import", "--config", str(CONFIGS / "pairec-features.yaml"), "--store", store]) == 0
+    config = load_config(str(CONFIGS / "pairec-samples.yaml"), {}, SamplesConfig)
+    assert config.labels == {"click": "detail-page-view", "cart": "add-to-cart", "buy": "purchase-complete"}
+    summary = tmp_path / "s.json"
+    assert main(["samples", "--config", str(CONFIGS / "pairec-samples.yaml"), "--store", store,
+                 "--output", str(tmp_path / "samples"), "--summary", str(summary)]) == 0
+    s = json.loads(summary.read_text())
+    assert s["samples"] == 4 and s["positives"] == {"click": 2, "cart": 1, "buy": 1}
+    rows = duckdb.sql(f"SELECT request_id, item_id, click, buy, buy_value, user__age, item__price FROM "
+                      f"read_parquet('{tmp_path}/samples/*.parquet') ORDER BY ALL").fetchall()
+    assert rows[0] == ("req-1", "GGCOGOAC101259", 1, 1, 29.99, 25, 16.0)

@@ -374,8 +374,13 @@ def samples_summary(plan: SamplesPlan, stats: Counter, written: dict, by_part: C
         "samples_by_part": dict(by_part) if plan.split else {},
         "files_written": dict(sorted(written.items())),
     }
+    notes = []
+    if not summary["exposures"]:
+        notes.append(f"no event of the exposure types ({', '.join(plan.spec.exposure_types)}) was read: no samples")
     if plan.features_version is None:
-        summary["note"] = f"no features table at {plan.features_table}: every sample's features are null"
+        notes.append(f"no features table at {plan.features_table}: every sample's features are null")
+    if notes:
+        summary["note"] = "; ".join(notes)
     return summary
 
 
