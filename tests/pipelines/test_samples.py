@@ -72,7 +72,7 @@ def build_store(tmp_path, behavior=BEHAVIOR, features=FEATURES):
 
 def read_samples(output) -> list[dict]:
     return duckdb.sql(f"SELECT * FROM read_parquet('{output}/**/*.parquet') ORDER BY request_id, item_id") \
-        .fetch_arrow_table().to_pylist()
+        .to_arrow_table().to_pylist()
 
 
 def test_labels_and_features_follow_the_rules(tmp_path):
@@ -250,3 +250,23 @@ def test_a_generated_case_matches_an_independent_duckdb_query(tmp_path):
     assert con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {ours})").fetchone()[0] == 0
     positives = con.execute("SELECT sum(click), sum(cart), sum(buy) FROM reference").fetchone()
     assert positives == (s["positives"]["click"], s["positives"]["cart"], s["positives"]["buy"])
+
+
+def test_samples_from_a_store_on_object_storage_to_object_storage(tmp_path, bucket):
+    """Store, features table, scratch files and output all on gs:// or s3:// (real local servers)."""
+    from tests.pipelines.test_object_storage import download_tree, upload
+
+    local = build_store(tmp_path)
+    store = f"{bucket}/samples-store/{tmp_path.name}"
+    for path in local.rglob("*"):
+        if path.is_file():
+            upload(path, f"{store}/{path.relative_to(local)}")
+    output = f"{bucket}/samples-out/{tmp_path.name}"
+    assert main(["samples", "--store", store, "--output", output, "--flatten-features",
+                 "--summary", str(tmp_path / "s.json")]) == 0
+    names = download_tree(output, tmp_path / "copy")
+    assert sorted(names) == ["_SUCCESS", "part-00000-of-00001.parquet"]
+    rows = read_samples(tmp_path / "copy")
+    assert {(r["request_id"], r["item_id"]): (r["click"], r["cart"], r["buy"], r["buy_value"]) for r in rows} == EXPECTED
+    assert json.loads((tmp_path / "s.json").read_text())["features_version"] == 0
+    assert not download_tree(f"{output}.eventlake-tmp", tmp_path / "left")  # no scratch file left behind
