@@ -25,6 +25,9 @@ setup(
         "orjson>=3.9",
         "pandas>=2",
         "pyyaml>=6",
+        # http(s):// inputs: streamed, seeks as range requests pinned to the first response's version
+        "smart-open>=7.1",
+        "requests>=2.28",
         "xxhash>=3.0",
         "zstandard>=0.22",
     ],

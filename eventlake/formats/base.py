@@ -219,7 +219,9 @@ def _known_options(cls, options: Mapping) -> dict:
 
 def is_parquet(path: str) -> bool:
     """Parquet files are read by row groups: a byte range holds the groups that start in it."""
-    return path.lower().endswith(".parquet")
+    from eventlake.io.files import name_part
+
+    return name_part(path).lower().endswith(".parquet")
 
 
 _registry: dict[str, type[EventFormat]] = {}

@@ -1,7 +1,7 @@
 """Source files: match globs, split large files into byte ranges, read ranges as line blocks.
 
-Everything goes through Beam's ``FileSystems`` so that local paths, ``gs://`` and ``s3://``
-read the same way. A range owns every line that starts inside it; compressed files cannot be
+Everything goes through Beam's ``FileSystems`` so that local paths, ``gs://``, ``s3://`` and
+``http(s)://`` (``eventlake.io.url_files``) read the same way. A range owns every line that starts inside it; compressed files cannot be
 split and are read whole.
 """
 
@@ -16,11 +16,13 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from eventlake.formats.lines import LineBlock, split_lines
+from eventlake.io import url_files  # registers http:// and https:// with Beam's FileSystems
 from eventlake.io.decompress import DamagedSourceError, open_source
 from eventlake.memory import keep_large_blocks_off_the_heap
 
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
 _UTF8_BOM = b"\xef\xbb\xbf"
+URL_SCHEMES = ("http://", "https://")
 COMPRESSION_BY_SUFFIX = {".gz": CompressionTypes.GZIP, ".bz2": CompressionTypes.BZIP2, ".zst": CompressionTypes.ZSTD}
 
 
@@ -45,7 +47,15 @@ class ByteRange:
         return compression_of(self.path)
 
 
+def name_part(path: str) -> str:
+    """The path as its file name tells: a URL without its ``?query`` or ``#fragment``."""
+    if path.startswith(URL_SCHEMES):
+        return path.split("#", 1)[0].split("?", 1)[0]
+    return path
+
+
 def compression_of(path: str) -> str:
+    path = name_part(path)
     for suffix, kind in COMPRESSION_BY_SUFFIX.items():
         if path.endswith(suffix):
             return kind
@@ -83,6 +93,8 @@ def source_file(path: str) -> SourceFile:
 
 
 def _matches(pattern: str) -> list[SourceFile]:
+    if pattern.startswith(URL_SCHEMES) and ("*" in pattern or "[" in pattern):
+        raise InputPathError(f"{pattern}: http(s):// has no listing, so no globs; name each file")
     if pattern.endswith(("/", "\\")) or ("://" not in pattern and os.path.isdir(pattern)):
         glob = pattern.rstrip("/\\") + "/*.jsonl"
         raise InputPathError(f"{pattern} is a directory; pass a glob of the files in it, such as '{glob}'")
@@ -97,10 +109,16 @@ def _matches(pattern: str) -> list[SourceFile]:
 
 
 def uncompressed_name(path: str) -> str:
+    path = name_part(path)
     for suffix in COMPRESSION_BY_SUFFIX:
         if path.endswith(suffix):
             return path[: -len(suffix)]
     return path
+
+
+def splittable(path: str) -> bool:
+    """Whether a part of the file can be read without the rest: not from a server without ranges."""
+    return not path.startswith(URL_SCHEMES) or url_files.takes_ranges(path)
 
 
 def split_ranges(files: list[SourceFile], split_bytes: int) -> list[ByteRange]:
@@ -112,7 +130,7 @@ def split_ranges(files: list[SourceFile], split_bytes: int) -> list[ByteRange]:
     """
     ranges = []
     for f in files:
-        if compression_of(f.path) != CompressionTypes.UNCOMPRESSED or f.size <= split_bytes:
+        if compression_of(f.path) != CompressionTypes.UNCOMPRESSED or f.size <= split_bytes or not splittable(f.path):
             ranges.append(ByteRange(f.path, 0, -1))
             continue
         parts = -(-f.size // split_bytes)

@@ -14,9 +14,9 @@ import apache_beam as beam
 
 from eventlake.config import ImportConfig
 from eventlake.errors import ERRORS
-from eventlake.formats.base import AUTO, SourceFileError, detect_format, format_class, get_format
+from eventlake.formats.base import AUTO, SourceFileError, detect_format, format_class, get_format, is_parquet
 from eventlake.io.delta_log import join_path
-from eventlake.io.files import ByteRange, DamagedSourceError, compression_of, read_all
+from eventlake.io.files import ByteRange, DamagedSourceError, compression_of, read_all, splittable
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
 from eventlake.pipelines.running import (
@@ -126,6 +126,9 @@ def _check_files(files, formats: str | dict[str, str], config: ImportConfig) -> 
     ``JobError`` naming the file before anything runs, not one error per record."""
     readers: dict = {}
     for f in files:
+        if is_parquet(f.path) and not splittable(f.path):
+            raise JobError(f"{f.path}: the server does not take byte-range requests, and Parquet must be read from "
+                           "its footer at the end; download the file first")
         name = formats if isinstance(formats, str) else formats[f.path]
         if name not in readers:
             readers[name] = get_format(name, config.format_options if name == config.format else None)

@@ -16,6 +16,7 @@ from eventlake.io.delta_log import join_path
 from eventlake.io.files import InputPathError, SourceFile, match_files, write_bytes
 from eventlake.io.object_store import MissingCredentials, check_credentials, delete_tree, list_tree
 from eventlake.io.run_marks import mark_alive, release
+from eventlake.io.url_files import forget_heads
 
 
 class JobError(RuntimeError):
@@ -95,6 +96,7 @@ def prepare_run(pipeline_args: list[str], paths: list[str]) -> None:
     from apache_beam.io.filesystems import FileSystems
 
     FileSystems.set_options(PipelineOptions(pipeline_args))
+    forget_heads()
     try:
         check_credentials(paths)
     except MissingCredentials as exc:
@@ -109,6 +111,8 @@ def check_outputs(store: str, dirs: dict[str, str] | None = None, files: dict[st
     """
     for key, path, want_dir in [("store", store, True), *((k, p, True) for k, p in (dirs or {}).items()),
                                 *((k, p, False) for k, p in (files or {}).items())]:
+        if path and path.startswith(("http://", "https://")):
+            raise ConfigError(f"{key}: {path} is a URL; http(s):// URLs are inputs only")
         if not path or "://" in path:
             continue  # object stores: credentials are checked, the rest shows when the job writes
         path = os.path.abspath(path)
