@@ -435,7 +435,7 @@ def run_export(config: ExportConfig, pipeline_args: list[str] | None = None) -> 
         except StoreChanged:
             if attempt == _READ_AGAIN_ATTEMPTS - 1:
                 raise JobError("other jobs kept rewriting the store while it was read; run the export again") from None
-    return ExportSummary.from_dict(finish_summary(summary, config.summary))
+    return ExportSummary.from_dict(finish_summary(summary, config.summary, config.store, "export"))
 
 
 def execute_export(plan: ExportPlan, pipeline_args: list[str] | None = None) -> dict:

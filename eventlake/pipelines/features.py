@@ -111,7 +111,7 @@ def run_features_import(config: FeaturesConfig, pipeline_args: list[str] | None 
         if summary["status"] != "conflict":
             break
     summary = {**reported(plan.commit, summary), "features_store": plan.commit.store}
-    write_summary_file(summary, config.summary)
+    write_summary_file(summary, config.summary, config.store or config.table, "features-import")
     if summary["status"] != "ok":
         raise JobError(summary["failure"])
     return FeaturesImportSummary.from_dict(summary)

@@ -23,6 +23,8 @@ class JobError(RuntimeError):
     """The job cannot run or failed in an expected way; the message is for the user."""
 
 
+RUNS_DIR = "_runs"  # <store>/_runs/latest.json: the last job's summary, for schedulers
+
 # Worker processes on the local runner: each costs about 2 s to start and the job's fixed cost
 # again, so a second one pays off only on inputs of a few hundred MB (see choose_workers).
 MULTI_PROCESS_BYTES = 256 << 20
@@ -130,15 +132,19 @@ def check_outputs(store: str, dirs: dict[str, str] | None = None, files: dict[st
             raise ConfigError(f"{key}: cannot write under {target} (read-only or not permitted)")
 
 
-def write_summary_file(summary: dict, summary_path: str) -> None:
-    """Write the summary where the user asked. The job's work is done by now: a failure to write
-    it is a warning on stderr, not a failed run."""
-    if not summary_path:
-        return
-    try:
-        write_bytes(absolute(summary_path), json.dumps(dict(summary), indent=2).encode())
-    except Exception as exc:  # noqa: BLE001 - any write failure; the job itself succeeded
-        print(f"eventlake: warning: could not write the summary to {summary_path}: {exc}", file=sys.stderr)
+def write_summary_file(summary: dict, summary_path: str, store: str = "", job: str = "") -> None:
+    """Write the summary where the user asked, and with ``store`` as the store's last run
+    (``<store>/_runs/latest.json`` and ``<store>/_runs/<job>.json``), where a scheduler looks.
+    The job's work is done by now: a failure to write is a warning on stderr, not a failed run."""
+    targets = [absolute(summary_path)] if summary_path else []
+    if store and job:
+        targets += [join_path(absolute(store), RUNS_DIR, "latest.json"), join_path(absolute(store), RUNS_DIR, f"{job}.json")]
+    document = json.dumps({"job": job, **dict(summary)} if job else dict(summary), indent=2).encode()
+    for target in targets:
+        try:
+            write_bytes(target, document)
+        except Exception as exc:  # noqa: BLE001 - any write failure; the job itself succeeded
+            print(f"eventlake: warning: could not write the summary to {target}: {exc}", file=sys.stderr)
 
 
 def read_store(store: str, must_exist: bool = True) -> delta_log.Snapshot:
@@ -260,9 +266,10 @@ def remove_scratch(store: str, run_id: str) -> None:
             pass  # another run's scratch files are there, or it is gone
 
 
-def finish_summary(summary: dict, summary_path: str) -> dict:
-    """Write the summary where the user asked; raise ``JobError`` unless the job succeeded."""
-    write_summary_file(summary, summary_path)
+def finish_summary(summary: dict, summary_path: str, store: str = "", job: str = "") -> dict:
+    """Write the summary where the user asked (and as the store's last run); raise ``JobError``
+    unless the job succeeded."""
+    write_summary_file(summary, summary_path, store, job)
     if summary["status"] == "conflict":
         raise JobError(f"{summary['failure']}; gave up after several attempts, run it again")
     if summary["status"] != "ok":

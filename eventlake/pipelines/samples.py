@@ -471,7 +471,7 @@ def run_samples(config: SamplesConfig, pipeline_args: list[str] | None = None) -
         except StoreChanged:
             if attempt == _READ_AGAIN_ATTEMPTS - 1:
                 raise JobError("other jobs kept rewriting the store while it was read; run the job again") from None
-    return SamplesSummary.from_dict(finish_summary(summary, config.summary))
+    return SamplesSummary.from_dict(finish_summary(summary, config.summary, config.store, "samples"))
 
 
 def execute_samples(plan: SamplesPlan, pipeline_args: list[str] | None = None) -> dict:
