@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Mapping
 
-from eventlake import __version__
+from eventlake import __version__, joblog
 from eventlake.config import (
     REJOIN_SCOPES,
     ConfigError,
@@ -117,6 +117,8 @@ def _job_parser(sub, name: str, summary: str, description: str) -> argparse.Argu
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     # also after the job name; SUPPRESS keeps a --debug given before it
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and Beam's log")
+    p.add_argument("--log-format", choices=["text", "json"], default=argparse.SUPPRESS,
+                   help="json: also one JSON line on stderr per job stage (start, run, done or failed)")
     return p
 
 
@@ -240,6 +242,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"eventlake {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Beam's log")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text",
+                        help="json: also one JSON line on stderr per job stage (start, run, done or failed)")
     sub = parser.add_subparsers(dest="job", required=True,
                                 metavar="{import,rejoin,purge,export,features,samples,history,vacuum}")
     for add in (_import_parser, _rejoin_parser, _purge_parser, _export_parser, _features_parser, _samples_parser,
@@ -339,6 +343,10 @@ def _main(argv: list[str] | None) -> int:
     from eventlake.pipelines.running import JobError, forget_runs
 
     forget_runs()
+    joblog.configure(args.log_format, args.job)
+    # flag names only: a value can name what a purge deletes, and log collectors keep lines for good
+    joblog.stage("start", flags=sorted({a.split("=", 1)[0] for a in (argv if argv is not None else sys.argv[1:])
+                                        if a.startswith("--")}))
 
     try:
         refusal = unknown_flag_message(beam_args, own_flags)
@@ -346,17 +354,26 @@ def _main(argv: list[str] | None) -> int:
             raise ConfigError(refusal)
         output = _run(args, beam_args)
     except (ConfigError, JobError) as exc:
-        print(f"eventlake {args.job}: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        code = 2 if isinstance(exc, ConfigError) else 1
+        _say_failure(args.job, str(exc), code)
+        return code
     except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback behind --debug
         if _Interrupt.seen:
             raise KeyboardInterrupt from None
         if args.debug:
             raise
-        print(f"eventlake {args.job}: failed: {_first_line(exc)} (run with --debug for details)", file=sys.stderr)
+        _say_failure(args.job, f"failed: {_first_line(exc)} (run with --debug for details)", 1)
         return 1
     _print_result(output)
     return 0
+
+
+def _say_failure(job: str, message: str, code: int) -> None:
+    """The failure in one line: as text, or with ``--log-format json`` as the ``failed`` stage."""
+    if joblog.enabled():
+        joblog.stage("failed", exit_code=code, error=message)
+    else:
+        print(f"eventlake {job}: {message}", file=sys.stderr)
 
 
 def _print_result(output: str) -> None:
@@ -383,7 +400,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
         from eventlake.pipelines.vacuum import vacuum
 
         return format_vacuum(vacuum(args.store, dry_run=args.dry_run))
-    overrides = {k: v for k, v in vars(args).items() if k not in ("job", "config", "debug", "action")}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("job", "config", "debug", "action", "log_format")}
     if overrides.get("files") == []:
         overrides["files"] = None  # none on the command line: the config's, if any
     for key, flag in (("catalog_field_map", "--catalog-field"), ("format_options", "--format-option"),

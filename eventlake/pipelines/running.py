@@ -10,6 +10,7 @@ import uuid
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from eventlake import joblog
 from eventlake.config import ConfigError
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
@@ -70,6 +71,7 @@ def pipeline_options(pipeline_args: list[str]) -> tuple[PipelineOptions, object]
     """
     _workers_import_this_package()
     options = PipelineOptions(pipeline_args)
+    joblog.stage("run", **workers_of(pipeline_args))
     if options.view_as(StandardOptions).runner:
         return options, None
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
@@ -136,6 +138,8 @@ def write_summary_file(summary: dict, summary_path: str, store: str = "", job: s
     """Write the summary where the user asked, and with ``store`` as the store's last run
     (``<store>/_runs/latest.json`` and ``<store>/_runs/<job>.json``), where a scheduler looks.
     The job's work is done by now: a failure to write is a warning on stderr, not a failed run."""
+    joblog.stage("summary", **{k: v for k, v in dict(summary).items()
+                               if isinstance(v, (int, float, str, bool)) or v is None})
     targets = [absolute(summary_path)] if summary_path else []
     if store and job:
         targets += [join_path(absolute(store), RUNS_DIR, "latest.json"), join_path(absolute(store), RUNS_DIR, f"{job}.json")]
