@@ -139,7 +139,13 @@ def _import_parser(sub) -> None:
     p.add_argument("--reimport", action="store_true", default=None, help="import files the store already has")
     p.add_argument("--allow-missing", action="store_true", default=None,
                    help="go on when an --events pattern matches no file (otherwise an error)")
+    _progress_flag(p)
     p.add_argument("--config", help="YAML job config (flags override it)")
+
+
+def _progress_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show progress on stderr while the files are read (default: on a terminal)")
 
 
 def _catalog_format_flags(p: argparse.ArgumentParser) -> None:
@@ -203,6 +209,7 @@ def _features_parser(sub) -> None:
     p.add_argument("--reimport", action="store_true", default=None, help="import files the table has already")
     p.add_argument("--allow-missing", action="store_true", default=None,
                    help="go on when a pattern matches no file (otherwise an error)")
+    _progress_flag(p)
     p.add_argument("--config", help="YAML job config (its features: section; flags override it)")
 
 
@@ -401,6 +408,9 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
 
         return format_vacuum(vacuum(args.store, dry_run=args.dry_run))
     overrides = {k: v for k, v in vars(args).items() if k not in ("job", "config", "debug", "action", "log_format")}
+    if "progress" in overrides and overrides["progress"] is None:
+        # on a terminal by default; never between JSON log lines unless asked for
+        overrides["progress"] = True if sys.stderr.isatty() and not joblog.enabled() else None
     if overrides.get("files") == []:
         overrides["files"] = None  # none on the command line: the config's, if any
     for key, flag in (("catalog_field_map", "--catalog-field"), ("format_options", "--format-option"),

@@ -112,6 +112,8 @@ class ImportConfig(_Checked):
     """Uncompressed files larger than this are read in parallel byte ranges."""
     block_bytes: int = 8 << 20
     """Bytes of lines parsed at a time: the size of one Arrow batch."""
+    progress: bool = False
+    """Show progress on stderr while the files are read (the command line does on a terminal)."""
 
     def check(self) -> ImportConfig:
         if not self.events:
@@ -323,6 +325,8 @@ class FeaturesConfig(_Checked):
     """Uncompressed files larger than this are read in parallel byte ranges."""
     block_bytes: int = 8 << 20
     """Bytes of records parsed at a time."""
+    progress: bool = False
+    """Show progress on stderr while the files are read (the command line does on a terminal)."""
 
     def check(self) -> FeaturesConfig:
         if not self.files:

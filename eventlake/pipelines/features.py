@@ -88,11 +88,12 @@ class ImportFeatures(beam.PTransform):
         self._plan = plan
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[dict]:
-        from eventlake.pipelines.import_events import WriteToEventStore
+        from eventlake.pipelines.import_events import WriteToEventStore, progress_of
 
         config, plan = self._plan.config, self._plan
         read = pbegin | "ReadFeatureLogs" >> ReadEvents(ranges=plan.ranges, format=config.format,
-                                                        block_bytes=config.block_bytes, absolute_lines=False)
+                                                        block_bytes=config.block_bytes, absolute_lines=False,
+                                                        progress=progress_of(plan.commit) if config.progress else None)
         return {
             "events": read.events, "errors": read[ERRORS], "stats": read[STATS],
             "catalog": pbegin | "NoCatalog" >> beam.Create([CatalogFile("", 0)]),
@@ -107,7 +108,7 @@ def run_features_import(config: FeaturesConfig, pipeline_args: list[str] | None 
     for _ in range(3):  # a conflict with a concurrent rewrite plans again from the newer version
         plan = plan_features(config)
         summary = execute_commit_pipeline(plan.commit, plan.ranges, ImportFeatures(plan), pipeline_args,
-                                          "ImportFeatures")
+                                          "ImportFeatures", config.progress)
         if summary["status"] != "conflict":
             break
     summary = {**reported(plan.commit, summary), "features_store": plan.commit.store}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -36,6 +37,7 @@ from eventlake.pipelines.running import (
     write_summary_file,
 )
 from eventlake.pipelines.vacuum import tidy_store
+from eventlake.progress import ProgressDisplay, progress_dir
 from eventlake.summaries import ImportSummary
 from eventlake.transforms.catalog import CatalogFile, ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
@@ -226,7 +228,8 @@ class ImportEvents(beam.PTransform):
                                                    block_bytes=config.block_bytes, absolute_lines=False,
                                                    format_options=config.format_options,
                                                    event_type_map=config.event_type_map,
-                                                   allowed_event_types=tuple(config.allowed_event_types))
+                                                   allowed_event_types=tuple(config.allowed_event_types),
+                                                   progress=progress_of(plan.commit) if config.progress else None)
         valid = read.events | "ValidateEvents" >> ValidateEvents(tuple(config.allowed_event_types),
                                                                  config.event_type_map, config.format_options)
         joined = (
@@ -256,24 +259,34 @@ def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> 
 
 def execute_import(plan: ImportPlan, pipeline_args: list[str] | None = None) -> dict:
     """Run a planned import once; the summary's status is ok, conflict or failed."""
-    return execute_commit_pipeline(plan.commit, plan.ranges, ImportEvents(plan), pipeline_args, "ImportEvents")
+    return execute_commit_pipeline(plan.commit, plan.ranges, ImportEvents(plan), pipeline_args, "ImportEvents",
+                                   plan.config.progress)
 
 
 def execute_commit_pipeline(commit: CommitPlan, ranges: list[ByteRange], job: beam.PTransform,
-                            pipeline_args: list[str] | None, label: str) -> dict:
+                            pipeline_args: list[str] | None, label: str, progress: bool = False) -> dict:
     """Run one import-shaped job (``job`` ends in ``WriteToEventStore``) and read back the
-    summary its commit step wrote; with no range to read, the summary of a run with nothing to do."""
+    summary its commit step wrote; with no range to read, the summary of a run with nothing to do.
+    ``progress``: draw the bar the job's readers report to (``progress_of``)."""
     if not ranges:
         remove_scratch(commit.store, commit.run_id)
         return _nothing_to_do(commit)
     args = choose_workers(pipeline_args or [], input_bytes(commit.sources))
     options, runner = pipeline_options(args)
+    folder, sizes = progress_of(commit)
+    total = sum((r.end if r.end >= 0 else sizes.get(r.path, 0)) - r.start for r in ranges)
     try:
-        with beam.Pipeline(runner=runner, options=options) as pipeline:
-            _ = pipeline | label >> job
+        with ProgressDisplay(folder, total, len(ranges), label=commit.table) if progress else nullcontext():
+            with beam.Pipeline(runner=runner, options=options) as pipeline:
+                _ = pipeline | label >> job
     finally:
         remove_scratch(commit.store, commit.run_id)
     return {**json.loads(read_all(join_path(commit.errors_dir, "summary.json"))), "workers": workers_of(args)}
+
+
+def progress_of(commit: CommitPlan) -> tuple[str, dict[str, int]]:
+    """Where the run's readers report progress, and each source file's size."""
+    return progress_dir(commit.run_id), {s["path"]: int(s["size"]) for s in commit.sources}
 
 
 COMPRESSION_FACTOR = 5  # a compressed event file holds about this many bytes of records per byte

@@ -24,12 +24,18 @@ DEFAULT_BLOCK_BYTES = 8 << 20
 
 class _ParseRangeFn(beam.DoFn):
     def __init__(self, formats: str | dict[str, str], block_bytes: int, absolute_lines: bool = False,
-                 settings: dict | None = None):
+                 settings: dict | None = None, progress: tuple[str, dict[str, int]] | None = None):
         self._formats, self._block_bytes, self._absolute = formats, block_bytes, absolute_lines
         self._settings = settings or {}
+        self._progress = progress  # (folder, file sizes) for eventlake.progress, when shown
 
     def setup(self):
         self._readers: dict = {}
+        self._reporter = None
+        if self._progress is not None:
+            from eventlake.progress import ProgressReporter
+
+            self._reporter = ProgressReporter(self._progress[0])
 
     def _reader(self, name: str):
         if name not in self._readers:
@@ -46,10 +52,16 @@ class _ParseRangeFn(beam.DoFn):
             before = reader.lines_before(byte_range) if self._absolute and byte_range.start > 0 else 0
             if self._absolute:
                 stats["absolute_lines"] = True  # the commit step must not add earlier ranges' lines again
+            size, reported = self._range_size(byte_range), 0
+            step = self._block_bytes if byte_range.compression == "uncompressed" else self._block_bytes // 5
             for parsed in reader.read_range(byte_range, self._block_bytes):
                 lines += parsed.lines
                 records += parsed.records
                 skipped.update(parsed.skipped)
+                if self._reporter is not None:  # bytes as an estimate per block, made exact when the range ends
+                    done = min(step, size - reported)
+                    reported += done
+                    self._reporter.add(bytes_read=done, records=parsed.records, errors=len(parsed.errors))
                 for error in parsed.errors:
                     if before and error.get("line") is not None:
                         error = {**error, "line": error["line"] + before}
@@ -60,7 +72,14 @@ class _ParseRangeFn(beam.DoFn):
             stats["failure"] = str(error)  # the commit step refuses the run; what was read is discarded
         if skipped:
             stats["skipped"] = dict(skipped)
+        if self._reporter is not None:
+            self._reporter.add(bytes_read=max(self._range_size(byte_range) - reported, 0), ranges=1)
         yield beam.pvalue.TaggedOutput(STATS, {**stats, "lines": lines, "records": records})
+
+    def _range_size(self, byte_range: ByteRange) -> int:
+        if byte_range.end >= 0:
+            return byte_range.end - byte_range.start
+        return self._progress[1].get(byte_range.path, 0) - byte_range.start if self._progress else 0
 
 
 def _shift_lines(batch: pa.RecordBatch, before: int) -> pa.RecordBatch:
@@ -90,7 +109,8 @@ class ParseEvents(beam.PTransform):
 
     def __init__(self, format_name: str | dict[str, str] = "retail", block_bytes: int = DEFAULT_BLOCK_BYTES,
                  absolute_lines: bool = False, format_options: dict | None = None,
-                 event_type_map: dict[str, str] | None = None, allowed_event_types: tuple[str, ...] = ()):
+                 event_type_map: dict[str, str] | None = None, allowed_event_types: tuple[str, ...] = (),
+                 progress: tuple[str, dict[str, int]] | None = None):
         super().__init__()
         if block_bytes < 1024:
             raise ValueError("block_bytes must be at least 1024")
@@ -99,10 +119,11 @@ class ParseEvents(beam.PTransform):
         for name in {format_name} if isinstance(format_name, str) else set(format_name.values()):
             get_format(name, **self._settings)  # an unknown name or a bad option fails here, not on a worker
         self._formats, self._block_bytes, self._absolute = format_name, block_bytes, absolute_lines
+        self._progress = progress
 
     def expand(self, ranges: beam.PCollection[ByteRange]) -> beam.pvalue.DoOutputsTuple:
         return ranges | (
-            beam.ParDo(_ParseRangeFn(self._formats, self._block_bytes, self._absolute, self._settings))
+            beam.ParDo(_ParseRangeFn(self._formats, self._block_bytes, self._absolute, self._settings, self._progress))
             .with_output_types(pa.RecordBatch).with_outputs(ERRORS, STATS, main="events")
         )
 

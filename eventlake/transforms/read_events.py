@@ -39,13 +39,15 @@ class ReadEvents(beam.PTransform):
             ``timezone`` or the ``mapped`` format's column mapping.
         event_type_map, allowed_event_types: the import's; formats that skip the events they
             cannot map (GA4's ``session_start``) consult them.
+        progress: ``(folder, file sizes)``: report bytes, records and errors read there for a
+            ``eventlake.progress.ProgressDisplay`` (the import does, on a terminal).
     """
 
     def __init__(self, patterns: list[str] | None = None, format: str | dict[str, str] = "retail", *,  # noqa: A002
                  ranges: list[ByteRange] | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
                  split_bytes: int = DEFAULT_SPLIT_BYTES, absolute_lines: bool = True,
                  format_options: dict | None = None, event_type_map: dict[str, str] | None = None,
-                 allowed_event_types: tuple[str, ...] = ()):
+                 allowed_event_types: tuple[str, ...] = (), progress: tuple[str, dict[str, int]] | None = None):
         super().__init__()
         if (patterns is None) == (ranges is None):
             raise ValueError("ReadEvents needs either patterns or ranges")
@@ -65,7 +67,7 @@ class ReadEvents(beam.PTransform):
         self._ranges, self._format, self._block_bytes = list(ranges), formats, block_bytes
         self._absolute = absolute_lines
         self._settings = {"format_options": format_options, "event_type_map": event_type_map,
-                          "allowed_event_types": tuple(allowed_event_types)}
+                          "allowed_event_types": tuple(allowed_event_types), "progress": progress}
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
         return (
