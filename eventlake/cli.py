@@ -107,6 +107,15 @@ export. Output is staged and published only when the run succeeds.
 
 {EXIT_CODES}"""
 
+REPORT_DESCRIPTION = f"""Draw the store's health as one self-contained HTML page (charts inline, no network): events
+per day by event type, share joined per day, errors by reason and by source file with links to
+the samples, the product ids most often missing from the catalog and the catalog's coverage,
+the visitors with the most events, the event time range with events dated in the future or far
+in the past, duplicates per import. Every import, rejoin and purge also writes one for its run
+beside its summary (<store>/_runs/<job>.html; --no-report turns that off).
+
+{EXIT_CODES}"""
+
 HISTORY_DESCRIPTION = f"""List the store's versions: when, which job, its parameters and counts.
 
 {EXIT_CODES}"""
@@ -140,7 +149,20 @@ def _import_parser(sub) -> None:
     p.add_argument("--allow-missing", action="store_true", default=None,
                    help="go on when an --events pattern matches no file (otherwise an error)")
     _progress_flag(p)
+    _report_flag(p)
     p.add_argument("--config", help="YAML job config (flags override it)")
+
+
+def _report_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
+                   help="write the run's HTML report beside its summary, <store>/_runs/<job>.html (default on)")
+
+
+def _report_parser(sub) -> None:
+    p = _job_parser(sub, "report", "draw the store's quality report: one self-contained HTML page", REPORT_DESCRIPTION)
+    p.add_argument("--store", required=True, help="event store (Delta Lake table) location")
+    p.add_argument("--output", help="the HTML file (default <store>/_runs/report.html)")
+    p.add_argument("--since", help="only events dated on or after this day (YYYY-MM-DD)")
 
 
 def _progress_flag(p: argparse.ArgumentParser) -> None:
@@ -165,6 +187,7 @@ def _rejoin_parser(sub) -> None:
     p.add_argument("--allow-mass-unjoin", action="store_true", default=None,
                    help="commit even if over half of the joined events in scope would become unjoined")
     p.add_argument("--summary", help="also write the summary JSON here")
+    _report_flag(p)
     p.add_argument("--config", help="YAML job config (flags override it)")
 
 
@@ -175,6 +198,7 @@ def _purge_parser(sub) -> None:
     p.add_argument("--filter", help='Retail filter, e.g. \'visitorId = "visitor1024"\'')
     p.add_argument("--force", action="store_true", default=None, help="delete for good; otherwise only count")
     p.add_argument("--summary", help="also write the summary JSON here")
+    _report_flag(p)
     p.add_argument("--config", help="YAML job config (flags override it)")
 
 
@@ -252,9 +276,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     parser.add_argument("--log-format", choices=["text", "json"], default="text",
                         help="json: also one JSON line on stderr per job stage (start, run, done or failed)")
     sub = parser.add_subparsers(dest="job", required=True,
-                                metavar="{import,rejoin,purge,export,features,samples,history,vacuum}")
+                                metavar="{import,rejoin,purge,export,features,samples,report,history,vacuum}")
     for add in (_import_parser, _rejoin_parser, _purge_parser, _export_parser, _features_parser, _samples_parser,
-                _history_parser,
+                _report_parser, _history_parser,
                 _vacuum_parser):
         add(sub)
     return parser, dict(sub.choices)
@@ -396,13 +420,15 @@ def _print_result(output: str) -> None:
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
     """Run the chosen job; return what to print."""
-    if args.job in ("history", "vacuum") and beam_args:  # no pipeline: Beam options mean nothing here
+    if args.job in ("history", "vacuum", "report") and beam_args:  # no pipeline: Beam options mean nothing here
         raise ConfigError(f"unknown arguments: {' '.join(beam_args)}")
     if args.job == "history":
         from eventlake.pipelines.history import format_history, store_history
 
         entries = store_history(args.store)
         return "\n".join(json.dumps(e) for e in entries) if args.json else format_history(entries)
+    if args.job == "report":
+        return _draw_report(args)
     if args.job == "vacuum":
         from eventlake.pipelines.vacuum import vacuum
 
@@ -440,6 +466,30 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> str:
     from eventlake.pipelines.purge import run_purge
 
     return format_summary(run_purge(load_config(args.config, overrides, PurgeConfig), beam_args))
+
+
+def _draw_report(args: argparse.Namespace) -> str:
+    import datetime as dt
+
+    from eventlake.io.delta_log import join_path
+    from eventlake.pipelines.running import JobError, absolute, prepare_run, read_store
+    from eventlake.report import store_report, write_report
+
+    if args.since:
+        try:
+            dt.date.fromisoformat(args.since)
+        except ValueError:
+            raise ConfigError(f"--since: {args.since!r} is not a day; give YYYY-MM-DD") from None
+    store = absolute(args.store)
+    output = args.output or join_path(store, "_runs", "report.html")
+    prepare_run([], [store, output])
+    read_store(store)  # one line when there is no store
+    data = store_report(store, since=args.since)
+    try:
+        write_report(data, absolute(output))
+    except OSError as exc:
+        raise JobError(f"--output: cannot write {output}: {exc.strerror or exc}") from None
+    return format_summary({"events": data.events, "charts": len(data.charts), "report": absolute(output)})
 
 
 def _pairs(flag: str, values: list[str]) -> dict[str, str]:
@@ -523,7 +573,7 @@ def format_summary(summary: Mapping) -> str:
                 "error_samples_removed",
                 "files_total", "files_scanned", "files_skipped", "files_rewritten", "catalog_products", "catalog_errors",
                 "superseded", "unreferenced", "scratch", "log_temps", "files_removed", "bytes_removed",
-                "leftovers_removed", "version", "seconds", "events_per_second"):
+                "leftovers_removed", "version", "seconds", "events_per_second", "events", "charts", "report"):
         if key in summary:
             rows.append((key, summary[key]))
     for path, name in summary.get("formats", {}).items():

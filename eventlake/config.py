@@ -84,6 +84,8 @@ class ImportConfig(_Checked):
     """Where error samples go; default ``<store>/_errors/<run id>``."""
     summary: str = ""
     """Also write the run summary as JSON here."""
+    report: bool = True
+    """Write the run's HTML report beside its summary (``<store>/_runs/<job>.html``)."""
     max_error_ratio: float | None = None
     """Fail (and commit nothing) when errors / records exceeds this; none means no limit."""
     max_error_samples: int = 1000
@@ -155,6 +157,8 @@ class RejoinConfig(_Checked):
     catalog fields), or ``all``, as Retail's ``UserEventRejoinScope``."""
     summary: str = ""
     """Also write the run summary as JSON here."""
+    report: bool = True
+    """Write the run's HTML report beside its summary (``<store>/_runs/<job>.html``)."""
     allow_mass_unjoin: bool = False
     """Commit even when more than half of the joined events in scope would become unjoined."""
 
@@ -181,6 +185,8 @@ class PurgeConfig(_Checked):
     """Delete for good; without it the purge only counts what it would delete."""
     summary: str = ""
     """Also write the run summary as JSON here."""
+    report: bool = True
+    """Write the run's HTML report beside its summary (``<store>/_runs/<job>.html``)."""
 
     def check(self) -> PurgeConfig:
         if not self.store:

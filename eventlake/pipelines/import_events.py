@@ -251,7 +251,7 @@ def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> 
         summary = execute_import(plan_import(config), pipeline_args)
         if summary["status"] != "conflict":
             break
-    write_summary_file(summary, config.summary, config.store, "import")
+    write_summary_file(summary, config.summary, config.store, "import", config.report)
     if summary["status"] != "ok":
         raise JobError(summary["failure"])
     return ImportSummary.from_dict(summary)

@@ -208,7 +208,7 @@ def run_purge(config: PurgeConfig, pipeline_args: list[str] | None = None) -> Pu
     summary = run_until_committed(lambda: plan_purge(config), execute_purge, pipeline_args)
     if summary["status"] == "ok":
         summary = _purge_features(config, summary, pipeline_args)
-    return PurgeSummary.from_dict(finish_summary(summary, config.summary, config.store, "purge"))
+    return PurgeSummary.from_dict(finish_summary(summary, config.summary, config.store, "purge", config.report))
 
 
 def _purge_features(config: PurgeConfig, summary: dict, pipeline_args: list[str] | None) -> dict:

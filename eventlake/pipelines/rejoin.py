@@ -226,7 +226,7 @@ def run_rejoin(config: RejoinConfig, pipeline_args: list[str] | None = None) -> 
     prepare_run(pipeline_args or [], [config.store, config.catalog, config.summary])
     check_outputs(config.store, files={"summary": config.summary})
     summary = run_until_committed(lambda: plan_rejoin(config), execute_rejoin, pipeline_args)
-    return RejoinSummary.from_dict(finish_summary(summary, config.summary, config.store, "rejoin"))
+    return RejoinSummary.from_dict(finish_summary(summary, config.summary, config.store, "rejoin", config.report))
 
 
 def execute_rejoin(plan: RejoinPlan, pipeline_args: list[str] | None = None) -> dict:

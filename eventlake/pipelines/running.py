@@ -134,10 +134,12 @@ def check_outputs(store: str, dirs: dict[str, str] | None = None, files: dict[st
             raise ConfigError(f"{key}: cannot write under {target} (read-only or not permitted)")
 
 
-def write_summary_file(summary: dict, summary_path: str, store: str = "", job: str = "") -> None:
+def write_summary_file(summary: dict, summary_path: str, store: str = "", job: str = "",
+                       report: bool = False) -> None:
     """Write the summary where the user asked, and with ``store`` as the store's last run
-    (``<store>/_runs/latest.json`` and ``<store>/_runs/<job>.json``), where a scheduler looks.
-    The job's work is done by now: a failure to write is a warning on stderr, not a failed run."""
+    (``<store>/_runs/latest.json`` and ``<store>/_runs/<job>.json``), where a scheduler looks;
+    with ``report`` the run's HTML report beside each (``eventlake.report``). The job's work is
+    done by now: a failure to write is a warning on stderr, not a failed run."""
     joblog.stage("summary", **{k: v for k, v in dict(summary).items()
                                if isinstance(v, (int, float, str, bool)) or v is None})
     targets = [absolute(summary_path)] if summary_path else []
@@ -149,6 +151,14 @@ def write_summary_file(summary: dict, summary_path: str, store: str = "", job: s
             write_bytes(target, document)
         except Exception as exc:  # noqa: BLE001 - any write failure; the job itself succeeded
             print(f"eventlake: warning: could not write the summary to {target}: {exc}", file=sys.stderr)
+    if report and store and job and summary.get("status") == "ok":
+        pages = [t.removesuffix(".json") + ".html" for t in targets if not t.endswith("latest.json")]
+        try:
+            from eventlake.report import run_report
+
+            run_report(absolute(store), job, dict(summary), pages)
+        except Exception as exc:  # noqa: BLE001 - the job succeeded; its report is a view of it
+            print(f"eventlake: warning: could not write the run's report: {exc}", file=sys.stderr)
 
 
 def read_store(store: str, must_exist: bool = True) -> delta_log.Snapshot:
@@ -270,10 +280,10 @@ def remove_scratch(store: str, run_id: str) -> None:
             pass  # another run's scratch files are there, or it is gone
 
 
-def finish_summary(summary: dict, summary_path: str, store: str = "", job: str = "") -> dict:
-    """Write the summary where the user asked (and as the store's last run); raise ``JobError``
-    unless the job succeeded."""
-    write_summary_file(summary, summary_path, store, job)
+def finish_summary(summary: dict, summary_path: str, store: str = "", job: str = "", report: bool = False) -> dict:
+    """Write the summary where the user asked (and as the store's last run, with its report);
+    raise ``JobError`` unless the job succeeded."""
+    write_summary_file(summary, summary_path, store, job, report)
     if summary["status"] == "conflict":
         raise JobError(f"{summary['failure']}; gave up after several attempts, run it again")
     if summary["status"] != "ok":

@@ -1,0 +1,341 @@
+"""The store's health as one self-contained HTML page: what arrived, what failed, what joined.
+
+Data engineers judge an import by looking at it. ``store_report`` gathers, from the store's
+files (a few narrow columns) and its log (each run's counts), what a data-quality page shows:
+events per day by type, the share joined per day, errors by reason and by source file with
+links to the samples, the product ids most often missing from the catalog and the catalog's
+coverage, the visitors with the most events (bots stand out), the event time range with
+events dated in the future or far in the past, duplicates per run, and counts per source
+format. ``render_html`` draws it with matplotlib as inline SVG: no network, no script.
+
+``eventlake report`` draws it for the whole store (or the events since a date); every import,
+rejoin and purge writes one for its own run beside its summary (``<store>/_runs/<job>.html``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventlake.io.delta_log import imported_version, join_path
+from eventlake.io.files import read_all
+from eventlake.schema import PARTITION_COLUMN
+
+REPORT_COLUMNS = ("event_type", "event_time", "joined", "missing_product_ids", "visitor_id", "source_format",
+                  "product_details.product.id", PARTITION_COLUMN)
+TOP = 15
+FAR_PAST_YEARS = 5  # events older than this before the report are "far in the past"
+
+
+@dataclass
+class ReportData:
+    """What the page shows; every table a plain value, so that tests can read it too."""
+
+    title: str
+    subtitle: str
+    events: int = 0
+    per_day: pd.DataFrame = field(default_factory=pd.DataFrame)  # index date, a column per event type
+    joined_share: pd.Series = field(default_factory=pd.Series)  # index date -> share joined (no catalog: empty)
+    errors_by_reason: dict = field(default_factory=dict)
+    errors_by_source: dict = field(default_factory=dict)
+    sample_links: list = field(default_factory=list)  # (run id, path of its samples)
+    missing_products: list = field(default_factory=list)  # (id, events)
+    products_with_events: int = 0
+    catalog_products: int | None = None
+    top_visitors: list = field(default_factory=list)  # (visitor, events)
+    first_event: str | None = None
+    last_event: str | None = None
+    future_events: int = 0
+    far_past_events: int = 0
+    duplicates_per_run: list = field(default_factory=list)  # (version, job, duplicates)
+    by_format: dict = field(default_factory=dict)  # format -> events
+    counts: dict = field(default_factory=dict)  # the run's own summary, for a run's report
+
+    @property
+    def charts(self) -> list[str]:
+        """The charts this data draws (the page's figure ids)."""
+        names = []
+        if not self.per_day.empty:
+            names.append("events-per-day")
+        if len(self.joined_share):
+            names.append("joined-per-day")
+        if self.errors_by_reason:
+            names.append("errors-by-reason")
+        if self.errors_by_source:
+            names.append("errors-by-source")
+        if self.missing_products:
+            names.append("missing-products")
+        if self.top_visitors:
+            names.append("top-visitors")
+        if self.duplicates_per_run:
+            names.append("duplicates-per-run")
+        return names
+
+
+def gather(store: str, files: list[dict], schema: pa.Schema, history: list[tuple[int, dict]], title: str,
+           subtitle: str, now: dt.datetime | None = None, catalog_products: int | None = None,
+           run: dict | None = None) -> ReportData:
+    """The report's data from ``files`` of the store and the log's ``history``."""
+    from eventlake.transforms.read_store import columns_schema, read_file_batches
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    data = ReportData(title, subtitle, catalog_products=catalog_products, counts=dict(run or {}))
+    wanted = columns_schema(schema, [c for c in REPORT_COLUMNS if c.split(".")[0] in schema.names])
+    per_day, joined, visitors, missing, formats = [], [], Counter(), Counter(), Counter()
+    products: set = set()
+    low = high = None
+    far_past = pd.Timestamp(now) - pd.DateOffset(years=FAR_PAST_YEARS)
+    for add in files:
+        for batch in read_file_batches(store, add, wanted):
+            table = pa.Table.from_batches([batch])
+            data.events += len(table)
+            per_day.append(table.group_by([PARTITION_COLUMN, "event_type"]).aggregate([([], "count_all")]))
+            if "joined" in table.column_names and table.column("joined").null_count < len(table):
+                joined.append(table.select([PARTITION_COLUMN, "joined"]).group_by(PARTITION_COLUMN)
+                              .aggregate([("joined", "sum"), ("joined", "count")]))
+            visitors.update(_counts(table.column("visitor_id")))
+            if "missing_product_ids" in table.column_names:
+                missing.update(_counts(pc.list_flatten(table.column("missing_product_ids"))))
+            if "source_format" in table.column_names:
+                formats.update(_counts(pc.fill_null(table.column("source_format"), "retail")))
+            ids = pc.struct_field(pc.struct_field(pc.list_flatten(table.column("product_details")), "product"), "id")
+            joined_ids = ids if "missing_product_ids" not in table.column_names else \
+                pc.filter(ids, pc.invert(pc.is_in(ids, value_set=pc.unique(pc.list_flatten(
+                    table.column("missing_product_ids"))))))
+            products.update(pc.unique(joined_ids.drop_null()).to_pylist())
+            times = table.column("event_time")
+            found_low, found_high = pc.min(times).as_py(), pc.max(times).as_py()
+            low = found_low if low is None or (found_low and found_low < low) else low
+            high = found_high if high is None or (found_high and found_high > high) else high
+            data.future_events += int(pc.sum(pc.greater(times, pa.scalar(now, times.type))).as_py() or 0)
+            data.far_past_events += int(pc.sum(pc.less(times, pa.scalar(far_past.to_pydatetime(), times.type)))
+                                        .as_py() or 0)
+    if per_day:
+        frame = pa.concat_tables(per_day).to_pandas()
+        data.per_day = frame.pivot_table(index=PARTITION_COLUMN, columns="event_type", values="count_all",
+                                         aggfunc="sum", fill_value=0).sort_index()
+    if joined:
+        frame = pa.concat_tables(joined).to_pandas().groupby(PARTITION_COLUMN).sum().sort_index()
+        data.joined_share = frame["joined_sum"] / frame["joined_count"]
+    data.top_visitors = visitors.most_common(TOP)
+    data.missing_products = missing.most_common(TOP)
+    data.products_with_events = len(products)
+    data.by_format = dict(formats.most_common())
+    data.first_event = low.isoformat() if low else None
+    data.last_event = high.isoformat() if high else None
+    for version, info in history:
+        ours = info.get("eventlake", {})
+        counts = ours.get("counts", {})
+        if ours.get("job") in ("import", "features-import"):
+            data.duplicates_per_run.append((version, ours.get("run_id", ""), int(counts.get("duplicates", 0))))
+            for reason, n in counts.get("errors_by_reason", {}).items():
+                data.errors_by_reason[reason] = data.errors_by_reason.get(reason, 0) + int(n)
+            if counts.get("errors"):
+                data.sample_links.append((ours.get("run_id", ""), join_path(store, "_errors", ours.get("run_id", ""),
+                                                                            "errors.jsonl")))
+    data.errors_by_source = _errors_by_source([path for _, path in data.sample_links])
+    return data
+
+
+def _counts(values: pa.Array) -> dict:
+    if not len(values):
+        return {}
+    found = pc.value_counts(values.drop_null() if hasattr(values, "drop_null") else values)
+    return dict(zip(found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True))
+
+
+def _errors_by_source(sample_files: list[str]) -> dict:
+    """Error samples per source file (the samples, not every error: they are capped per run)."""
+    out: Counter = Counter()
+    for path in sample_files:
+        try:
+            text = read_all(path).decode()
+        except Exception:  # noqa: BLE001 - samples removed (a purge) or never written
+            continue
+        for line in text.splitlines():
+            try:
+                out[json.loads(line)["details"][0]["source"]] += 1
+            except (ValueError, KeyError, IndexError):
+                continue
+    return dict(out.most_common(TOP))
+
+
+def store_report(store: str, since: str | None = None, catalog_products: int | None = None,
+                 version: int | None = None, run: dict | None = None, scan: bool = True) -> ReportData:
+    """The report of a whole store (events dated ``since`` or later), or with ``version`` of the
+    events that version's import brought in; ``scan`` off: from the log and ``run`` alone."""
+    from eventlake.io import delta_log
+    from eventlake.transforms.read_store import table_columns
+
+    snapshot = delta_log.read_snapshot(store)
+    files = sorted(snapshot.files.values(), key=lambda a: a["path"])
+    history = snapshot.history
+    if since:
+        files = [a for a in files if (a.get("partitionValues", {}).get(PARTITION_COLUMN) or "") >= since]
+    if version is not None:
+        files = [a for a in files if imported_version(a) == version]
+        history = [(v, info) for v, info in history if v == version]
+    if not scan:
+        files = []
+    if catalog_products is None:  # the catalog the last import or rejoin joined against
+        for _, info in reversed(snapshot.history):
+            found = info.get("eventlake", {}).get("counts", {}).get("catalog_products")
+            if found:
+                catalog_products = int(found)
+                break
+    scope = f"events dated {since} or later" if since else "every event"
+    if version is not None:
+        scope = f"the events version {version} brought in" if scan else f"the run of version {version}"
+    title = f"eventlake report: {store}"
+    subtitle = f"{scope}; store version {snapshot.version}; drawn {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return gather(store, files, table_columns(snapshot), history, title, subtitle, catalog_products=catalog_products,
+                  run=run)
+
+
+# ---- drawing -------------------------------------------------------------------------------
+
+
+
+
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _bars(pairs: list[tuple], title: str, xlabel: str) -> str:
+    import matplotlib.pyplot as plt
+
+    labels = [str(k)[:48] for k, _ in pairs][::-1]
+    values = [v for _, v in pairs][::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(pairs) + 1))
+    ax.barh(labels, values, color="#4c78a8")
+    ax.set_title(title, loc="left")
+    ax.set_xlabel(xlabel)
+    return _svg(fig)
+
+
+def chart_svgs(data: ReportData) -> dict[str, tuple[str, str]]:
+    """Chart id -> (caption, SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9})
+    out = {}
+    if "events-per-day" in data.charts:
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        data.per_day.plot(kind="bar", stacked=True, ax=ax, width=0.85)
+        ax.set_xlabel("")
+        ax.set_ylabel("events")
+        if len(data.per_day) > 20:  # a label every few days
+            step = max(len(data.per_day) // 20, 1)
+            ax.set_xticks(range(0, len(data.per_day), step))
+            ax.set_xticklabels([str(d) for d in data.per_day.index[::step]])
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        out["events-per-day"] = ("Events per day, by event type", _svg(fig))
+    if "joined-per-day" in data.charts:
+        fig, ax = plt.subplots(figsize=(9, 2.6))
+        days = [str(d) for d in data.joined_share.index]
+        ax.plot(range(len(days)), data.joined_share.values * 100, marker="o", markersize=3)
+        step = max(len(days) // 20, 1)
+        ax.set_xticks(range(0, len(days), step))
+        ax.set_xticklabels(days[::step], rotation=90)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("% joined")
+        out["joined-per-day"] = ("Share of events whose every product is in the catalog, per day", _svg(fig))
+    if "errors-by-reason" in data.charts:
+        out["errors-by-reason"] = ("Errors by reason", _bars(sorted(data.errors_by_reason.items(),
+                                                                    key=lambda kv: -kv[1])[:TOP], "", "errors"))
+    if "errors-by-source" in data.charts:
+        out["errors-by-source"] = ("Error samples by source file", _bars(list(data.errors_by_source.items()), "",
+                                                                         "error samples"))
+    if "missing-products" in data.charts:
+        out["missing-products"] = ("Product ids most often missing from the catalog",
+                                   _bars(data.missing_products, "", "events naming it"))
+    if "top-visitors" in data.charts:
+        out["top-visitors"] = ("Visitors with the most events (bots stand out)", _bars(data.top_visitors, "", "events"))
+    if "duplicates-per-run" in data.charts:
+        fig, ax = plt.subplots(figsize=(9, 2.6))
+        ax.bar([f"v{v}" for v, _, _ in data.duplicates_per_run], [d for _, _, d in data.duplicates_per_run],
+               color="#f58518")
+        ax.set_ylabel("duplicates dropped")
+        out["duplicates-per-run"] = ("Duplicates dropped per import (by store version)", _svg(fig))
+    return out
+
+
+def render_html(data: ReportData) -> str:
+    """The page: headline figures, then each chart with its caption, then the tables."""
+    e = html.escape
+    coverage = "-"
+    if data.catalog_products:
+        coverage = f"{data.products_with_events:,} of {data.catalog_products:,} ({data.products_with_events / data.catalog_products:.1%})"
+    facts = [("Events", f"{data.events:,}"), ("First event", data.first_event or "-"),
+             ("Last event", data.last_event or "-"), ("Dated in the future", f"{data.future_events:,}"),
+             (f"Dated over {FAR_PAST_YEARS} years ago", f"{data.far_past_events:,}"),
+             ("Products with events", f"{data.products_with_events:,}"), ("Catalog coverage", coverage)]
+    facts += [(f"Format {name}", f"{n:,} events") for name, n in data.by_format.items()]
+    facts += [(f"Run: {k}", e(json.dumps(v)) if isinstance(v, (dict, list)) else e(str(v)))
+              for k, v in data.counts.items() if k not in ("skipped_paths", "files_written")]
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(data.title)}</title>",
+             "<style>body{font-family:sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse}"
+             "td,th{border-bottom:1px solid #ddd;padding:2px 8px;text-align:left}figure{margin:1.5em 0}"
+             "figcaption{font-weight:bold;margin-bottom:4px}svg{max-width:100%;height:auto}</style></head><body>",
+             f"<h1>{e(data.title)}</h1><p>{e(data.subtitle)}</p><table id='facts'>",
+             *(f"<tr><th>{e(k)}</th><td>{v if k.startswith('Run: ') else e(v)}</td></tr>" for k, v in facts),
+             "</table>"]
+    for chart, (caption, svg) in chart_svgs(data).items():
+        parts.append(f"<figure class='chart' id='{chart}'><figcaption>{e(caption)}</figcaption>{svg}</figure>")
+    if data.sample_links:
+        parts.append("<h2>Error samples</h2><ul>")
+        parts += [f"<li><a href='{e(_link(path))}'>{e(run)}</a>: {e(path)}</li>" for run, path in data.sample_links]
+        parts.append("</ul>")
+    if data.missing_products:
+        parts.append("<h2>Most frequent missing product ids</h2><table id='missing'><tr><th>id</th><th>events</th></tr>")
+        parts += [f"<tr><td>{e(str(k))}</td><td>{v:,}</td></tr>" for k, v in data.missing_products]
+        parts.append("</table>")
+    if not data.events:
+        parts.append("<p>No event in scope: nothing of the events to draw.</p>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _link(path: str) -> str:
+    return path if "://" in path else "file://" + path
+
+
+def run_report(store: str, job: str, summary: dict, paths: list[str]) -> None:
+    """The report of one run, written to ``paths``: an import's of the events it brought in;
+    a rejoin's or purge's of its counts (a purge's never names what it purged)."""
+    version = summary.get("version")
+    data = store_report(store, version=version if version is not None else -2, run=summary,
+                        scan=job in ("import", "features-import") and version is not None)
+    data.title = f"eventlake {job} {summary.get('run_id', '')}: {store}"
+    from eventlake.io.files import write_bytes
+
+    page = render_html(data).encode()  # drawn once, written to each place
+    for path in paths:
+        write_bytes(path, page)
+
+
+def write_report(data: ReportData, path: str) -> str:
+    from eventlake.io.files import write_bytes
+
+    write_bytes(path, render_html(data).encode())
+    return path
+
+
+__all__ = ["ReportData", "chart_svgs", "gather", "render_html", "store_report", "write_report"]
