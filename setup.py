@@ -47,6 +47,8 @@ setup(
         "bench": ["duckdb>=1.0", "psutil>=5"],
         # samples as tf.train.Example records without TensorFlow (its message and framing)
         "tfrecord": ["tfrecord>=1.14"],
+        # examples/airflow: its test loads the DAG with Airflow's own DagBag
+        "airflow": ["apache-airflow>=2.9"],
     },
     entry_points={"console_scripts": ["eventlake=eventlake.cli:entry_point"]},
 )

@@ -148,6 +148,10 @@ def _import_parser(sub) -> None:
     p.add_argument("--reimport", action="store_true", default=None, help="import files the store already has")
     p.add_argument("--allow-missing", action="store_true", default=None,
                    help="go on when an --events pattern matches no file (otherwise an error)")
+    p.add_argument("--keep-rejects", action="store_true", default=None,
+                   help="also write every rejected record whole to rejects.jsonl in the run's error folder")
+    p.add_argument("--replay", metavar="RUN", help="import again the records run RUN rejected (its run id, or a "
+                   "rejects.jsonl path; the run was made with --keep-rejects), under this config")
     _progress_flag(p)
     _report_flag(p)
     p.add_argument("--config", help="YAML job config (flags override it)")
@@ -598,6 +602,9 @@ def format_summary(summary: Mapping) -> str:
             rows.append(("  features version", features["version"]))
     if summary.get("features_store"):
         rows.append(("features table", summary["features_store"]))
+    if summary.get("replayed_from"):
+        rows.append(("replayed", f"{summary['replayed_records']} rejected records of {summary['replayed_from']}"))
+        rows.append(("  replay inputs", summary["replay_inputs"]))
     workers = summary.get("workers") or {}
     if workers:
         rows.append(("workers", f"{workers.get('workers', '-')} ({workers.get('running_mode', workers.get('runner'))})"

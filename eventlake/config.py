@@ -86,6 +86,10 @@ class ImportConfig(_Checked):
     """Also write the run summary as JSON here."""
     report: bool = True
     """Write the run's HTML report beside its summary (``<store>/_runs/<job>.html``)."""
+    keep_rejects: bool = False
+    """Also write every rejected record whole to ``rejects.jsonl`` in the run's error folder (for ``replay``)."""
+    replay: str = ""
+    """Import the records an earlier run rejected (its run id, or a rejects file) instead of ``events``."""
     max_error_ratio: float | None = None
     """Fail (and commit nothing) when errors / records exceeds this; none means no limit."""
     max_error_samples: int = 1000
@@ -118,8 +122,10 @@ class ImportConfig(_Checked):
     """Show progress on stderr while the files are read (the command line does on a terminal)."""
 
     def check(self) -> ImportConfig:
-        if not self.events:
-            raise ConfigError("events: give at least one file or glob (--events)")
+        if not self.events and not self.replay:
+            raise ConfigError("events: give at least one file or glob (--events), or a run to --replay")
+        if self.events and self.replay:
+            raise ConfigError("replay: imports a run's rejected records instead of files; give --events or --replay")
         if not self.store:
             raise ConfigError("store: give the event store location (--store)")
         from eventlake.formats.base import format_names

@@ -102,6 +102,9 @@ class ImportSummary(Summary):
     by_format: dict = field(default_factory=dict)
     errors_path: str | None = None
     events_per_second: float | None = None
+    replayed_from: str | None = None  # --replay: the rejects file imported again
+    replayed_records: int | None = None
+    replay_inputs: str | None = None
 
 
 @dataclass(frozen=True)

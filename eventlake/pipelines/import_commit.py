@@ -44,6 +44,7 @@ class CommitPlan:
     source_index: dict[str, int]  # source path -> its rank, to keep the first copy of an event
     leftovers_removed: int = 0  # files of earlier runs this run's first step cleaned up
     table: str = "events"  # or "features": a features table (``eventlake features import``)
+    keep_rejects: bool = False  # every rejected record whole in rejects.jsonl (``--keep-rejects``)
 
     @property
     def job(self) -> str:
@@ -327,14 +328,20 @@ def _write_samples(plan: CommitPlan, stats: list[dict], errors: dict, catalog_er
             continue
         lines = []
         for error in summary["samples"]:
-            error = dict(error)
-            ranges = first_lines.get(error["source"])
-            if ranges and error.get("line") is not None:
-                starts, before = ranges
-                at = max(int(np.searchsorted(starts, error["offset"], side="right")) - 1, 0)
-                error["line"] += int(before[at])
+            error = {**error, "line": absolute_line(error, stats, first_lines)}
             lines.append(json.dumps(to_status(error), ensure_ascii=False))
         write_bytes(join_path(plan.errors_dir, name), ("\n".join(lines) + "\n").encode())
+
+
+def absolute_line(error: dict, stats: list[dict], first_lines: dict | None = None) -> int | None:
+    """An error's line counted from its file's start (a range read mid-file counts from its own)."""
+    first_lines = _range_first_lines(stats) if first_lines is None else first_lines
+    ranges = first_lines.get(error["source"])
+    if not ranges or error.get("line") is None:
+        return error.get("line")
+    starts, before = ranges
+    at = max(int(np.searchsorted(starts, error["offset"], side="right")) - 1, 0)
+    return error["line"] + int(before[at])
 
 
 def _range_first_lines(stats: list[dict]) -> dict:

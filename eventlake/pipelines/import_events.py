@@ -20,6 +20,7 @@ from eventlake.io.delta_log import join_path
 from eventlake.io.files import ByteRange, DamagedSourceError, compression_of, read_all, splittable
 from eventlake.io.store import WriteStoreFiles
 from eventlake.pipelines.import_commit import CommitPlan, commit_import
+from eventlake.pipelines.replay import WriteRejectsFn, finish_rejects, replay_config
 from eventlake.pipelines.running import (
     JobError,
     absolute,
@@ -97,6 +98,7 @@ def plan_import(config: ImportConfig) -> ImportPlan:
         started=time.time(),
         base_version=snapshot.version,
         source_index={f.path: i for i, f in enumerate(new)},
+        keep_rejects=config.keep_rejects,
         leftovers_removed=tidied["files_removed"],
     )
     return ImportPlan(config, plan_ranges(new, formats, config.split_bytes), catalog, commit, formats, catalog_format)
@@ -155,7 +157,9 @@ class _CommitFn(beam.DoFn):
     def __init__(self, plan: CommitPlan):
         self._plan = plan
 
-    def process(self, written, stats, errors, catalog_errors, catalog):
+    def process(self, written, stats, errors, catalog_errors, catalog, rejects=()):
+        if self._plan.keep_rejects:  # before the commit: a run refused for its errors keeps them too
+            finish_rejects(self._plan.errors_dir, sorted(rejects), stats)
         yield commit_import(self._plan, written, stats, errors, catalog_errors, catalog.products, catalog.failure)
 
 
@@ -188,6 +192,10 @@ class WriteToEventStore(beam.PTransform):
         error_summary = errors | "SummarizeErrors" >> SummarizeErrors(self._samples)
         catalog_errors = inputs["catalog_errors"] | "SummarizeCatalogErrors" >> beam.CombineGlobally(
             ErrorSummaryFn(self._samples)).without_defaults()
+        side = {}
+        if plan.keep_rejects:
+            parts = [e | f"KeepRejects{i}" >> beam.ParDo(WriteRejectsFn(plan.errors_dir)) for i, e in enumerate(errors)]
+            side["rejects"] = beam.pvalue.AsList(parts | "GatherRejects" >> beam.Flatten())
         return (
             written
             | "GatherWrittenFiles" >> beam.combiners.ToList()
@@ -197,6 +205,7 @@ class WriteToEventStore(beam.PTransform):
                 beam.pvalue.AsSingleton(error_summary),
                 beam.pvalue.AsSingleton(catalog_errors, default_value=no_errors()),
                 beam.pvalue.AsSingleton(inputs["catalog"]),
+                **side,
             )
         )
 
@@ -247,10 +256,14 @@ def run_import(config: ImportConfig, pipeline_args: list[str] | None = None) -> 
     """Plan and run the import; return the summary. Raises ``JobError`` when it fails."""
     prepare_run(pipeline_args or [], [*config.events, config.catalog, config.store, config.errors, config.summary])
     check_outputs(config.store, dirs={"errors": config.errors}, files={"summary": config.summary})
+    replayed: dict = {}
+    if config.replay:  # an earlier run's rejected records, written back as inputs of this import
+        config, replayed = replay_config(config)
     for _ in range(3):  # a conflict (see commit_import) plans again from the newer version
         summary = execute_import(plan_import(config), pipeline_args)
         if summary["status"] != "conflict":
             break
+    summary = {**summary, **replayed}
     write_summary_file(summary, config.summary, config.store, "import", config.report)
     if summary["status"] != "ok":
         raise JobError(summary["failure"])

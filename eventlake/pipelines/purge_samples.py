@@ -25,7 +25,7 @@ from eventlake.io.delta_log import join_path
 from eventlake.io.files import read_all
 from eventlake.io.object_store import delete_paths
 
-SAMPLE_FILES = ("errors.jsonl",)  # catalog_errors.jsonl holds products, not events
+SAMPLE_FILES = ("errors.jsonl", "rejects.jsonl")  # catalog_errors.jsonl holds products, not events
 
 
 def sample_files(store: str) -> list[str]:
@@ -37,9 +37,37 @@ def sample_files(store: str) -> list[str]:
     return sorted(m.path for result in found for m in result.metadata_list)
 
 
-def purge_error_samples(store: str, event_filter: EventFilter, dry_run: bool) -> int:
-    """Remove (or, in a dry run, count) the samples whose record may match; returns how many."""
+def replay_inputs(store: str) -> list[str]:
+    """The files ``--replay`` wrote back from rejected records (``eventlake.pipelines.replay``)."""
+    try:
+        found = FileSystems.match([join_path(store, "_errors", "*", "replay-*", "*")])
+    except Exception:  # noqa: BLE001 - none
+        return []
+    return sorted(m.path for result in found for m in result.metadata_list if not m.path.endswith("origins.jsonl"))
+
+
+def _blank_replay_inputs(store: str, event_filter: EventFilter, dry_run: bool) -> int:
+    """Blank (spaces of the same length: stored events keep their offsets) the records of the
+    replay inputs that may match; a CSV input's header stays."""
     removed = 0
+    for path in replay_inputs(store):
+        lines = read_all(path).split(b"\n")
+        first = 1 if path.endswith(".csv") else 0
+        hits = [i for i in range(first, len(lines)) if lines[i].strip()
+                and record_may_match(event_filter, lines[i].decode("utf-8", errors="replace"))]
+        removed += len(hits)
+        if hits and not dry_run:
+            for i in hits:
+                lines[i] = b" " * len(lines[i])
+            with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+                handle.write(b"\n".join(lines))
+    return removed
+
+
+def purge_error_samples(store: str, event_filter: EventFilter, dry_run: bool) -> int:
+    """Remove (or, in a dry run, count) the samples, kept rejects and replayed records whose
+    record may match; returns how many."""
+    removed = _blank_replay_inputs(store, event_filter, dry_run)
     for path in sample_files(store):
         lines = read_all(path).splitlines()
         kept = [line for line in lines if line.strip() and not _sample_matches(event_filter, line)]
@@ -61,6 +89,11 @@ def _sample_matches(event_filter: EventFilter, line: bytes) -> bool:
         raw = details["record"]
     except (ValueError, KeyError, IndexError, TypeError):
         return False  # not a sample of ours
+    return record_may_match(event_filter, raw)
+
+
+def record_may_match(event_filter: EventFilter, raw) -> bool:
+    """Whether a rejected record's raw text, read leniently, may be one the filter matches."""
     raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else b""
     try:
         record = loads_record(raw_bytes)

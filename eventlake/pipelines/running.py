@@ -142,17 +142,18 @@ def write_summary_file(summary: dict, summary_path: str, store: str = "", job: s
     done by now: a failure to write is a warning on stderr, not a failed run."""
     joblog.stage("summary", **{k: v for k, v in dict(summary).items()
                                if isinstance(v, (int, float, str, bool)) or v is None})
-    targets = [absolute(summary_path)] if summary_path else []
-    if store and job:
-        targets += [join_path(absolute(store), RUNS_DIR, "latest.json"), join_path(absolute(store), RUNS_DIR, f"{job}.json")]
-    document = json.dumps({"job": job, **dict(summary)} if job else dict(summary), indent=2).encode()
-    for target in targets:
+    own = json.dumps(dict(summary), indent=2).encode()
+    targets = [(absolute(summary_path), own)] if summary_path else []
+    if store and job:  # the store's copies say which job wrote them
+        tagged = json.dumps({"job": job, **dict(summary)}, indent=2).encode()
+        targets += [(join_path(absolute(store), RUNS_DIR, name), tagged) for name in ("latest.json", f"{job}.json")]
+    for target, document in targets:
         try:
             write_bytes(target, document)
         except Exception as exc:  # noqa: BLE001 - any write failure; the job itself succeeded
             print(f"eventlake: warning: could not write the summary to {target}: {exc}", file=sys.stderr)
     if report and store and job and summary.get("status") == "ok":
-        pages = [t.removesuffix(".json") + ".html" for t in targets if not t.endswith("latest.json")]
+        pages = [t.removesuffix(".json") + ".html" for t, _ in targets if not t.endswith("latest.json")]
         try:
             from eventlake.report import run_report
 

@@ -7,6 +7,8 @@ from collections import Counter
 
 import apache_beam as beam
 
+from eventlake.errors import sample_text
+
 
 def _order(error: dict) -> tuple:
     return (error["source"], error.get("offset") or 0, error["field"])
@@ -26,8 +28,10 @@ class ErrorSummaryFn(beam.CombineFn):
         acc[0] += 1
         acc[1][error["reason"]] += 1
         acc[3][error["source"]] += 1
-        # Keep the smallest positions: a max-heap of the kept ones via negated ordering.
-        heapq.heappush(acc[2], (_Reverse(_order(error)), error))
+        # Keep the smallest positions: a max-heap of the kept ones via negated ordering. A kept
+        # sample holds its record cut as it is written: a whole record can be a megabyte.
+        if self._max:
+            heapq.heappush(acc[2], (_Reverse(_order(error)), {**error, "record": sample_text(error.get("record"))}))
         if len(acc[2]) > self._max:
             heapq.heappop(acc[2])
         return acc

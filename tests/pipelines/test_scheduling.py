@@ -21,7 +21,8 @@ def test_each_job_leaves_its_summary_as_the_stores_last_run(tmp_path):
     assert json.loads((runs / "import.json").read_text())["run_id"] != latest["run_id"]
     assert main(["export", "--store", str(store), "--format", "csv", "--output", str(tmp_path / "out")]) == 0
     assert json.loads((runs / "latest.json").read_text())["job"] == "export"
-    assert sorted(p.name for p in runs.iterdir()) == ["export.json", "import.json", "latest.json", "purge.json"]
+    assert sorted(p.name for p in runs.glob("*.json")) == ["export.json", "import.json", "latest.json", "purge.json"]
+    assert sorted(p.name for p in runs.glob("*.html")) == ["import.html", "purge.html"]  # the reports of the runs
     # the store's files are untouched by it: vacuum finds nothing to remove
     assert main(["vacuum", "--store", str(store), "--dry-run"]) == 0
 
