@@ -57,6 +57,9 @@ class ReportData:
     far_past_events: int = 0
     duplicates_per_run: list = field(default_factory=list)  # (version, job, duplicates)
     by_format: dict = field(default_factory=dict)  # format -> events
+    interactions: int = 0  # event-product pairs: what a Personalize export's interactions would be
+    repeat_users: int = 0  # visitors with 2 or more events
+    long_ids: int = 0  # visitor and product ids over Personalize's 256 characters
     counts: dict = field(default_factory=dict)  # the run's own summary, for a run's report
 
     @property
@@ -102,6 +105,7 @@ def gather(store: str, files: list[dict], schema: pa.Schema, history: list[tuple
                 joined.append(table.select([PARTITION_COLUMN, "joined"]).group_by(PARTITION_COLUMN)
                               .aggregate([("joined", "sum"), ("joined", "count")]))
             visitors.update(_counts(table.column("visitor_id")))
+            data.long_ids += int(pc.sum(pc.greater(pc.utf8_length(table.column("visitor_id")), 256)).as_py() or 0)
             if "missing_product_ids" in table.column_names:
                 missing.update(_counts(pc.list_flatten(table.column("missing_product_ids"))))
             if "source_format" in table.column_names:
@@ -111,6 +115,8 @@ def gather(store: str, files: list[dict], schema: pa.Schema, history: list[tuple
                 pc.filter(ids, pc.invert(pc.is_in(ids, value_set=pc.unique(pc.list_flatten(
                     table.column("missing_product_ids"))))))
             products.update(pc.unique(joined_ids.drop_null()).to_pylist())
+            data.interactions += len(ids) - ids.null_count
+            data.long_ids += int(pc.sum(pc.greater(pc.utf8_length(ids), 256)).as_py() or 0)
             times = table.column("event_time")
             found_low, found_high = pc.min(times).as_py(), pc.max(times).as_py()
             low = found_low if low is None or (found_low and found_low < low) else low
@@ -126,6 +132,7 @@ def gather(store: str, files: list[dict], schema: pa.Schema, history: list[tuple
         frame = pa.concat_tables(joined).to_pandas().groupby(PARTITION_COLUMN).sum().sort_index()
         data.joined_share = frame["joined_sum"] / frame["joined_count"]
     data.top_visitors = visitors.most_common(TOP)
+    data.repeat_users = sum(1 for n in visitors.values() if n >= 2)
     data.missing_products = missing.most_common(TOP)
     data.products_with_events = len(products)
     data.by_format = dict(formats.most_common())
@@ -299,6 +306,8 @@ def render_html(data: ReportData) -> str:
              "</table>"]
     for chart, (caption, svg) in chart_svgs(data).items():
         parts.append(f"<figure class='chart' id='{chart}'><figcaption>{e(caption)}</figcaption>{svg}</figure>")
+    if data.events:
+        parts.append(_readiness_table(data))
     if data.sample_links:
         parts.append("<h2>Error samples</h2><ul>")
         parts += [f"<li><a href='{e(_link(path))}'>{e(run)}</a>: {e(path)}</li>" for run, path in data.sample_links]
@@ -311,6 +320,27 @@ def render_html(data: ReportData) -> str:
         parts.append("<p>No event in scope: nothing of the events to draw.</p>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def personalize_readiness(data: ReportData) -> dict:
+    """The checks ``export --format personalize`` makes, on the events in scope (before the
+    export's own choices: its metadata columns, and the catalog it is given, are not known here)."""
+    from eventlake.formats.personalize.export import readiness
+
+    observed = {"interactions": data.interactions, "repeat_users": data.repeat_users, "long_ids": data.long_ids,
+                "event_types": set(data.per_day.columns) if not data.per_day.empty else set(), "metadata": set()}
+    return readiness(observed, None, None)
+
+
+def _readiness_table(data: ReportData) -> str:
+    e = html.escape
+    report = personalize_readiness(data)
+    rows = "".join(f"<tr><td>{e(c['check'])}</td><td>{e(str(c['status']))}</td><td>{e(str(c['value']))}</td>"
+                   f"<td>{e(c['message'])}</td></tr>" for c in report["checks"])
+    return (f"<h2>Personalize readiness: {e(report['status'])}</h2><p>The checks <code>eventlake export --format "
+            "personalize</code> makes, on these events (its metadata columns and catalog are not counted here).</p>"
+            f"<table id='personalize-readiness'><tr><th>check</th><th>status</th><th>value</th><th>why</th></tr>{rows}"
+            "</table>")
 
 
 def _link(path: str) -> str:

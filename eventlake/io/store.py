@@ -349,10 +349,17 @@ def rewrite_file(store: str, path: str, new: WrittenFile, change) -> WrittenFile
     """Write ``new`` (an empty ``WrittenFile``) with ``change(row group)`` of each row group of ``path``.
 
     One row group at a time, so memory follows the row group, not the file. A file whose rows
-    all go is not written: the result then has ``rows == 0``.
+    all go is not written: the result then has ``rows == 0``. ``FileNotFoundError`` when
+    another job has deleted ``path``.
     """
     target = join_path(store, new.path)
-    with FileSystems.open(join_path(store, path), compression_type=CompressionTypes.UNCOMPRESSED) as source:
+    try:
+        opened = FileSystems.open(join_path(store, path), compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception as exc:
+        if is_missing(exc):  # another job's commit deleted it since it was inspected
+            raise FileNotFoundError(join_path(store, path)) from None
+        raise
+    with opened as source:
         parquet = pq.ParquetFile(pa.PythonFile(source, mode="r"))
         writer = handle = None
         try:

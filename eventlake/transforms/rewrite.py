@@ -58,7 +58,10 @@ def change_store_file(store: str, run_id: str, add: dict, change: RowChange, wri
     if write and result.changed:
         date = add.get("partitionValues", {}).get(PARTITION_COLUMN)
         new = WrittenFile(new_file_path(date, run_id), date, imported_version=imported_version(add))
-        result.new = rewrite_file(store, add["path"], new, change.apply)
+        try:
+            result.new = rewrite_file(store, add["path"], new, change.apply)
+        except FileNotFoundError:  # deleted between the look and the rewrite: as if gone at the look
+            return FileChange(add, {"vanished": 1})
     return result
 
 

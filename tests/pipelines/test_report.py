@@ -45,6 +45,16 @@ def test_the_figures_match_duckdb_over_the_stores_files(generated):
     assert abs(data.joined_share.mean() - joined) < 0.05
     assert data.errors_by_reason == summary["errors_by_reason"] and data.sample_links
     assert data.catalog_products == summary["catalog_products"]
+    # the Personalize readiness figures, as export --format personalize checks them
+    from eventlake.report import personalize_readiness
+
+    checks = {c["check"]: c for c in personalize_readiness(data)["checks"]}
+    interactions = con.execute("SELECT count(*) FROM (SELECT unnest(product_details) FROM ev)").fetchone()[0]
+    repeat = con.execute("SELECT count(*) FROM (SELECT visitor_id FROM ev GROUP BY 1 HAVING count(*) >= 2)").fetchone()[0]
+    assert checks["interactions"]["value"] == interactions and checks["interactions"]["status"] == "ok"
+    assert data.repeat_users == repeat and checks["users_with_2_interactions"]["status"] == "ok"
+    assert checks["event_types_and_metadata_columns"]["value"] == len(per_type)
+    assert "id='personalize-readiness'" in render_html(data)
 
 
 def test_the_page_loads_in_headless_chromium_with_every_chart(generated, tmp_path):
