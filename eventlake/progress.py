@@ -1,5 +1,5 @@
-"""Progress of a long import on the terminal: bytes read of the total, events per second,
-errors so far, time left; with the local runner's worker processes as with one process.
+"""Progress of a long import on the terminal: files and bytes read of the total, events per
+second, errors so far, time left; with the local runner's worker processes as with one process.
 
 Workers cannot reach the driver's terminal, and Beam's metrics are read only after the
 pipeline ends. So each parsing worker keeps its running totals in a small JSON file of its
@@ -29,18 +29,20 @@ class ProgressReporter:
 
     def __init__(self, directory: str):
         self._path = os.path.join(directory, f"{os.getpid()}-{threading.get_ident()}.json")
-        self._totals = {"bytes": 0, "records": 0, "errors": 0, "ranges": 0}
+        self._totals = {"bytes": 0, "records": 0, "errors": 0, "ranges": {}}
         self._written = 0.0
         os.makedirs(directory, exist_ok=True)
 
-    def add(self, *, bytes_read: int = 0, records: int = 0, errors: int = 0, ranges: int = 0) -> None:
+    def add(self, *, bytes_read: int = 0, records: int = 0, errors: int = 0, finished: str | None = None) -> None:
+        """Add to the totals; ``finished``: the file of a byte range read to its end."""
         totals = self._totals
         totals["bytes"] += bytes_read
         totals["records"] += records
         totals["errors"] += errors
-        totals["ranges"] += ranges
+        if finished is not None:
+            totals["ranges"][finished] = totals["ranges"].get(finished, 0) + 1
         now = time.monotonic()
-        if ranges or now - self._written >= _WRITE_EVERY_SECONDS:
+        if finished is not None or now - self._written >= _WRITE_EVERY_SECONDS:
             self._written = now
             temporary = f"{self._path}.tmp"
             try:
@@ -52,8 +54,8 @@ class ProgressReporter:
 
 
 def read_totals(directory: str) -> dict:
-    """Every worker's totals under ``directory``, summed."""
-    out = {"bytes": 0, "records": 0, "errors": 0, "ranges": 0}
+    """Every worker's totals under ``directory``, summed (``ranges``: file -> ranges read)."""
+    out: dict = {"bytes": 0, "records": 0, "errors": 0, "ranges": {}}
     try:
         names = [n for n in os.listdir(directory) if n.endswith(".json")]
     except OSError:
@@ -64,16 +66,19 @@ def read_totals(directory: str) -> dict:
                 found = json.load(handle)
         except (OSError, ValueError):
             continue
-        for key in out:
+        for key in ("bytes", "records", "errors"):
             out[key] += int(found.get(key, 0))
+        for path, n in found.get("ranges", {}).items():
+            out["ranges"][path] = out["ranges"].get(path, 0) + int(n)
     return out
 
 
 class ProgressDisplay:
     """The bar on stderr while ``with`` lasts; the folder is removed at the end."""
 
-    def __init__(self, directory: str, total_bytes: int, ranges: int, label: str = "import"):
-        self._directory, self._total, self._ranges, self._label = directory, total_bytes, ranges, label
+    def __init__(self, directory: str, total_bytes: int, ranges_per_file: dict[str, int], label: str = "import"):
+        self._directory, self._total, self._label = directory, total_bytes, label
+        self._ranges = ranges_per_file  # a file is read when all its ranges are
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -104,8 +109,9 @@ class ProgressDisplay:
                 stopping = self._stop.wait(1.0)
                 totals = read_totals(self._directory)
                 seconds = max(time.monotonic() - started, 1e-6)
+                files = sum(1 for path, n in totals["ranges"].items() if n >= self._ranges.get(path, 1))
                 bar.update(task, completed=min(totals["bytes"], self._total),
-                           description=f"{self._label} {totals['ranges']}/{self._ranges} parts",
+                           description=f"{self._label} {files}/{len(self._ranges)} files",
                            rate=f"{totals['records'] / seconds:,.0f} events/s",
                            errors=f"{totals['errors']:,} errors")
                 if stopping:  # drawn once more with the final totals

@@ -15,10 +15,11 @@ from tests.pipelines.conftest import make_events
 def test_reporters_of_several_workers_are_summed(tmp_path):
     first, second = ProgressReporter(str(tmp_path)), ProgressReporter(str(tmp_path))
     second._path = str(tmp_path / "other.json")  # another worker's file  # noqa: SLF001
-    first.add(bytes_read=10, records=3, errors=1, ranges=1)
-    second.add(bytes_read=5, records=2, ranges=1)
-    assert read_totals(str(tmp_path)) == {"bytes": 15, "records": 5, "errors": 1, "ranges": 2}
-    assert read_totals(str(tmp_path / "gone")) == {"bytes": 0, "records": 0, "errors": 0, "ranges": 0}
+    first.add(bytes_read=10, records=3, errors=1, finished="a.jsonl")
+    second.add(bytes_read=5, records=2, finished="a.jsonl")
+    second.add(bytes_read=1, finished="b.jsonl")
+    assert read_totals(str(tmp_path)) == {"bytes": 16, "records": 5, "errors": 1, "ranges": {"a.jsonl": 2, "b.jsonl": 1}}
+    assert read_totals(str(tmp_path / "gone")) == {"bytes": 0, "records": 0, "errors": 0, "ranges": {}}
 
 
 def _on_terminal(args: list[str]) -> tuple[int, str]:
@@ -48,10 +49,10 @@ def test_the_bar_shows_bytes_parts_and_errors_with_worker_processes(tmp_path):
                               "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
     assert code == 0, out
     size = sum(os.path.getsize(tmp_path / n) for n in ("a.jsonl", "b.jsonl")) / 1e6
-    drawn = re.findall(r"events (\d+)/(\d+) parts .*? ([\d.]+)/([\d.]+) MB .*? ([\d,]+) errors", out)
+    drawn = re.findall(r"events (\d+)/(\d+) files .*? ([\d.]+)/([\d.]+) MB .*? ([\d,]+) errors", out)
     assert drawn, out[-2000:]
     last = drawn[-1]
-    assert last[0] == last[1] and float(last[2]) == float(last[3]) == round(size, 1)
+    assert last[0] == last[1] == "2" and float(last[2]) == float(last[3]) == round(size, 1)
     assert int(last[4].replace(",", "")) == 800  # every 50th line is broken
     assert "workers" in out and "2 (multi_processing)" in out
 
@@ -62,4 +63,4 @@ def test_no_bar_when_stderr_is_not_a_terminal(tmp_path, capfd):
     make_events(tmp_path / "a.jsonl", 100)
     assert main(["import", "--events", str(tmp_path / "a.jsonl"), "--store", str(tmp_path / "store"),
                  "--max-error-ratio", "0.5"]) == 0
-    assert "parts" not in capfd.readouterr().err
+    assert " files " not in capfd.readouterr().err

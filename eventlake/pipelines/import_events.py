@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -289,7 +290,8 @@ def execute_commit_pipeline(commit: CommitPlan, ranges: list[ByteRange], job: be
     folder, sizes = progress_of(commit)
     total = sum((r.end if r.end >= 0 else sizes.get(r.path, 0)) - r.start for r in ranges)
     try:
-        with ProgressDisplay(folder, total, len(ranges), label=commit.table) if progress else nullcontext():
+        per_file = Counter(r.path for r in ranges)
+        with ProgressDisplay(folder, total, dict(per_file), label=commit.table) if progress else nullcontext():
             with beam.Pipeline(runner=runner, options=options) as pipeline:
                 _ = pipeline | label >> job
     finally:

@@ -73,7 +73,7 @@ class _ParseRangeFn(beam.DoFn):
         if skipped:
             stats["skipped"] = dict(skipped)
         if self._reporter is not None:
-            self._reporter.add(bytes_read=max(self._range_size(byte_range) - reported, 0), ranges=1)
+            self._reporter.add(bytes_read=max(self._range_size(byte_range) - reported, 0), finished=byte_range.path)
         yield beam.pvalue.TaggedOutput(STATS, {**stats, "lines": lines, "records": records})
 
     def _range_size(self, byte_range: ByteRange) -> int:
