@@ -32,6 +32,7 @@ from eventlake.schema import PARTITION_COLUMN
 REPORT_COLUMNS = ("event_type", "event_time", "joined", "missing_product_ids", "visitor_id", "source_format",
                   "product_details.product.id", PARTITION_COLUMN)
 TOP = 15
+RUN_SCAN_EVENTS = 1_000_000  # a run's own report reads its events up to this many (about a second a million)
 FAR_PAST_YEARS = 5  # events older than this before the report are "far in the past"
 
 
@@ -61,6 +62,7 @@ class ReportData:
     repeat_users: int = 0  # visitors with 2 or more events
     long_ids: int = 0  # visitor and product ids over Personalize's 256 characters
     counts: dict = field(default_factory=dict)  # the run's own summary, for a run's report
+    note: str = ""
 
     @property
     def charts(self) -> list[str]:
@@ -92,8 +94,8 @@ def gather(store: str, files: list[dict], schema: pa.Schema, history: list[tuple
     now = now or dt.datetime.now(dt.timezone.utc)
     data = ReportData(title, subtitle, catalog_products=catalog_products, counts=dict(run or {}))
     wanted = columns_schema(schema, [c for c in REPORT_COLUMNS if c.split(".")[0] in schema.names])
-    per_day, joined, visitors, missing, formats = [], [], Counter(), Counter(), Counter()
-    products: set = set()
+    per_day, joined, formats = [], [], Counter()
+    visitors, missing, products = _Tally(), _Tally(), _Distinct()
     low = high = None
     far_past = pd.Timestamp(now) - pd.DateOffset(years=FAR_PAST_YEARS)
     for add in files:
@@ -104,17 +106,17 @@ def gather(store: str, files: list[dict], schema: pa.Schema, history: list[tuple
             if "joined" in table.column_names and table.column("joined").null_count < len(table):
                 joined.append(table.select([PARTITION_COLUMN, "joined"]).group_by(PARTITION_COLUMN)
                               .aggregate([("joined", "sum"), ("joined", "count")]))
-            visitors.update(_counts(table.column("visitor_id")))
+            visitors.add(table.column("visitor_id"))
             data.long_ids += int(pc.sum(pc.greater(pc.utf8_length(table.column("visitor_id")), 256)).as_py() or 0)
             if "missing_product_ids" in table.column_names:
-                missing.update(_counts(pc.list_flatten(table.column("missing_product_ids"))))
+                missing.add(pc.list_flatten(table.column("missing_product_ids")))
             if "source_format" in table.column_names:
                 formats.update(_counts(pc.fill_null(table.column("source_format"), "retail")))
             ids = pc.struct_field(pc.struct_field(pc.list_flatten(table.column("product_details")), "product"), "id")
             joined_ids = ids if "missing_product_ids" not in table.column_names else \
                 pc.filter(ids, pc.invert(pc.is_in(ids, value_set=pc.unique(pc.list_flatten(
                     table.column("missing_product_ids"))))))
-            products.update(pc.unique(joined_ids.drop_null()).to_pylist())
+            products.add(joined_ids)
             data.interactions += len(ids) - ids.null_count
             data.long_ids += int(pc.sum(pc.greater(pc.utf8_length(ids), 256)).as_py() or 0)
             times = table.column("event_time")
@@ -132,9 +134,9 @@ def gather(store: str, files: list[dict], schema: pa.Schema, history: list[tuple
         frame = pa.concat_tables(joined).to_pandas().groupby(PARTITION_COLUMN).sum().sort_index()
         data.joined_share = frame["joined_sum"] / frame["joined_count"]
     data.top_visitors = visitors.most_common(TOP)
-    data.repeat_users = sum(1 for n in visitors.values() if n >= 2)
+    data.repeat_users = visitors.at_least(2)
     data.missing_products = missing.most_common(TOP)
-    data.products_with_events = len(products)
+    data.products_with_events = products.count()
     data.by_format = dict(formats.most_common())
     data.first_event = low.isoformat() if low else None
     data.last_event = high.isoformat() if high else None
@@ -150,6 +152,58 @@ def gather(store: str, files: list[dict], schema: pa.Schema, history: list[tuple
                                                                             "errors.jsonl")))
     data.errors_by_source = _errors_by_source([path for _, path in data.sample_links])
     return data
+
+
+class _Tally:
+    """Counts of each value over many batches, in Arrow: a Python ``Counter`` of a million
+    visitors took two thirds of a 5M-event report."""
+
+    COMPACT_ROWS = 2_000_000
+
+    def __init__(self):
+        self._parts: list[pa.Table] = []
+        self._rows = 0
+
+    def add(self, values) -> None:
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        if not len(values):
+            return
+        found = pc.value_counts(values.drop_null())
+        self._parts.append(pa.table({"value": found.field("values"), "n": found.field("counts")}))
+        self._rows += len(found)
+        if self._rows > self.COMPACT_ROWS:
+            self._parts = [self._total()]
+            self._rows = len(self._parts[0])
+
+    def _total(self) -> pa.Table:
+        if not self._parts:
+            return pa.table({"value": pa.array([], pa.string()), "n": pa.array([], pa.int64())})
+        merged = pa.concat_tables(self._parts).group_by("value").aggregate([("n", "sum")])
+        return merged.rename_columns(["value", "n"]) if merged.column_names[0] == "value" else \
+            merged.select(["value", "n_sum"]).rename_columns(["value", "n"])
+
+    def most_common(self, k: int) -> list[tuple]:
+        total = self._total().sort_by([("n", "descending"), ("value", "ascending")]).slice(0, k)
+        return list(zip(total.column("value").to_pylist(), total.column("n").to_pylist(), strict=True))
+
+    def at_least(self, n: int) -> int:
+        return int(pc.sum(pc.greater_equal(self._total().column("n"), n)).as_py() or 0)
+
+
+class _Distinct:
+    """How many distinct values over many batches."""
+
+    def __init__(self):
+        self._parts: list[pa.Array] = []
+
+    def add(self, values) -> None:
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        self._parts.append(pc.unique(values.drop_null()))
+        if len(self._parts) > 32:
+            self._parts = [pc.unique(pa.concat_arrays(self._parts))]
+
+    def count(self) -> int:
+        return len(pc.unique(pa.concat_arrays(self._parts))) if self._parts else 0
 
 
 def _counts(values: pa.Array) -> dict:
@@ -301,7 +355,8 @@ def render_html(data: ReportData) -> str:
              "<style>body{font-family:sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse}"
              "td,th{border-bottom:1px solid #ddd;padding:2px 8px;text-align:left}figure{margin:1.5em 0}"
              "figcaption{font-weight:bold;margin-bottom:4px}svg{max-width:100%;height:auto}</style></head><body>",
-             f"<h1>{e(data.title)}</h1><p>{e(data.subtitle)}</p><table id='facts'>",
+             f"<h1>{e(data.title)}</h1><p>{e(data.subtitle)}</p>",
+             f"<p class='note'>{e(data.note)}</p>" if data.note else "", "<table id='facts'>",
              *(f"<tr><th>{e(k)}</th><td>{v if k.startswith('Run: ') else e(v)}</td></tr>" for k, v in facts),
              "</table>"]
     for chart, (caption, svg) in chart_svgs(data).items():
@@ -351,8 +406,12 @@ def run_report(store: str, job: str, summary: dict, paths: list[str]) -> None:
     """The report of one run, written to ``paths``: an import's of the events it brought in;
     a rejoin's or purge's of its counts (a purge's never names what it purged)."""
     version = summary.get("version")
+    large = int(summary.get("stored") or 0) > RUN_SCAN_EVENTS
     data = store_report(store, version=version if version is not None else -2, run=summary,
-                        scan=job in ("import", "features-import") and version is not None)
+                        scan=job in ("import", "features-import") and version is not None and not large)
+    if large and job == "import":
+        data.note = (f"This run stored {summary['stored']:,} events: its charts of events are left to "
+                     f"'eventlake report --store {store}', which reads them (about a second per million events).")
     data.title = f"eventlake {job} {summary.get('run_id', '')}: {store}"
     from eventlake.io.files import write_bytes
 

@@ -113,3 +113,15 @@ def test_an_empty_scope_draws_a_page_without_charts(generated):
     code, _ = import_generated(generated, "--max-error-ratio", "0.5")
     data = store_report(str(generated / "store"), since="2030-01-01")
     assert data.events == 0 and "events-per-day" not in data.charts and "No event in scope" in render_html(data)
+
+
+def test_a_large_runs_page_leaves_its_event_charts_to_the_store_report(generated, tmp_path):
+    from eventlake.report import RUN_SCAN_EVENTS, run_report
+
+    code, summary = import_generated(generated, "--max-error-ratio", "0.5")
+    assert code == 0
+    page = tmp_path / "run.html"
+    run_report(str(generated / "store"), "import", {**summary, "stored": RUN_SCAN_EVENTS + 1}, [str(page)])
+    text = page.read_text()
+    assert "its charts of events are left to" in text and "id='events-per-day'" not in text
+    assert "id='errors-by-reason'" in text  # from the log: no read of the events
