@@ -32,7 +32,7 @@ from eventlake.schema import PARTITION_COLUMN
 REPORT_COLUMNS = ("event_type", "event_time", "joined", "missing_product_ids", "visitor_id", "source_format",
                   "product_details.product.id", PARTITION_COLUMN)
 TOP = 15
-RUN_SCAN_EVENTS = 1_000_000  # a run's own report reads its events up to this many (about a second a million)
+RUN_SCAN_EVENTS = 250_000  # a run's own page reads its events up to this many (about a second a million)
 FAR_PAST_YEARS = 5  # events older than this before the report are "far in the past"
 
 
