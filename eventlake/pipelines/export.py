@@ -12,7 +12,6 @@ run leaves the output as it was.
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import time
 from collections import Counter
@@ -30,34 +29,27 @@ from eventlake.formats.exporting import ExportFormat, ExportOptions, ExportTable
 from eventlake.io.delta_log import join_path
 from eventlake.io.export_files import (
     OutputFileWriter,
-    end_staging,
-    existing_output,
-    publish,
     run_dir,
-    start_staging,
 )
-from eventlake.io.files import read_all, write_bytes
+from eventlake.io.files import write_bytes
 from eventlake.io.object_store import delete_paths, move_object
 from eventlake.io.store import file_rows
+from eventlake.pipelines.output_jobs import check_output_free, run_and_publish, run_reading_store
 from eventlake.pipelines.running import (
     JobError,
     absolute,
     catalog_format_of,
     catalog_paths,
     check_outputs,
-    choose_workers,
     finish_summary,
     new_run_id,
-    pipeline_options,
     prepare_run,
-    workers_of,
 )
 from eventlake.schema import CATALOG_FIELD_TYPES
 from eventlake.summaries import ExportSummary
 from eventlake.transforms.catalog import ReadCatalog, load_catalog, read_catalog
 from eventlake.transforms.read_store import (
     ReadStoreFileFn,
-    StoreChanged,
     StoreReadError,
     StoreSelection,
     columns_schema,
@@ -75,8 +67,6 @@ from eventlake.transforms.split import (
     time_cuts,
     time_parts,
 )
-
-_READ_AGAIN_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -422,53 +412,23 @@ def plan_export(config: ExportConfig) -> ExportPlan:
 
 def run_export(config: ExportConfig, pipeline_args: list[str] | None = None) -> ExportSummary:
     """Export as ``config`` says; read the store again when a concurrent job removed a file."""
-    output = absolute(config.output)
     prepare_run(pipeline_args or [], [config.store, config.output, config.summary, config.catalog])
     check_outputs("", dirs={"output": config.output}, files={"summary": config.summary})  # the store is only read
-    if existing_output(output) and not config.overwrite:
-        raise JobError(f"the output {output} is not empty; give --overwrite to replace its files")
-    for attempt in range(_READ_AGAIN_ATTEMPTS):
-        plan = plan_export(config)
-        try:
-            summary = execute_export(plan, pipeline_args)
-            break
-        except StoreChanged:
-            if attempt == _READ_AGAIN_ATTEMPTS - 1:
-                raise JobError("other jobs kept rewriting the store while it was read; run the export again") from None
+    check_output_free(config.output, config.overwrite)
+    summary = run_reading_store(lambda: plan_export(config), lambda plan: execute_export(plan, pipeline_args), "export")
     return ExportSummary.from_dict(finish_summary(summary, config.summary, config.store, "export"))
 
 
 def execute_export(plan: ExportPlan, pipeline_args: list[str] | None = None) -> dict:
     """Run one planned export and publish it; nothing reaches the output unless it all worked."""
-    start_staging(plan.output, plan.run_id)
+    size = sum(int(add.get("size", 0)) for _, adds in plan.shards for add in adds)
     try:
-        args = choose_workers(pipeline_args or [], sum(int(add.get("size", 0)) for _, adds in plan.shards
-                                                       for add in adds))
-        options, runner = pipeline_options(args)
-        try:
-            with beam.Pipeline(runner=runner, options=options) as pipeline:
-                _ = pipeline | "ExportEvents" >> ExportEvents(plan)
-        except Exception as exc:
-            if "read the store again" in str(exc):
-                raise StoreChanged(str(exc)) from None
-            if "cannot read the catalog" in str(exc):
-                raise JobError(_one_line(exc, "cannot read the catalog")) from None
-            raise
-        summary = json.loads(read_all(join_path(plan.scratch, "summary.json")))
-        if "://" not in plan.staged:
-            os.makedirs(plan.staged, exist_ok=True)  # an export of no event still publishes its side files
-        fault_point("export-before-publish")
-        try:
-            marker = {k: summary[k] for k in ("run_id", "format", "version", "since_version", "rows_written")}
-            publish(plan.staged, plan.output, plan.config.overwrite, (json.dumps(marker) + "\n").encode())
-        except FileExistsError:
-            raise JobError(f"the output {plan.output} was written by another run meanwhile; nothing was "
-                           "published (give --overwrite to replace it)") from None
-        summary["seconds"] = round(time.time() - plan.started, 3)
-        summary["workers"] = workers_of(args)
-        return summary
-    finally:
-        end_staging(plan.output, plan.run_id)
+        return run_and_publish(plan, ExportEvents(plan), "ExportEvents", size, pipeline_args,
+                               ("run_id", "format", "version", "since_version", "rows_written"), "export")
+    except Exception as exc:
+        if "cannot read the catalog" in str(exc):
+            raise JobError(_one_line(exc, "cannot read the catalog")) from None
+        raise
 
 
 def _one_line(exc: Exception, marker: str) -> str:

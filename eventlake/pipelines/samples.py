@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,25 +35,22 @@ from eventlake.faults import fault_point
 from eventlake.filters import FilterError, parse_filter
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
-from eventlake.io.export_files import end_staging, existing_output, publish, run_dir, start_staging
+from eventlake.io.export_files import run_dir
 from eventlake.io.files import read_all, write_bytes
 from eventlake.io.object_store import move_object
 from eventlake.io.store import file_rows
+from eventlake.pipelines.output_jobs import check_output_free, run_and_publish, run_reading_store
 from eventlake.pipelines.running import (
     JobError,
     absolute,
     check_outputs,
-    choose_workers,
     finish_summary,
     new_run_id,
-    pipeline_options,
     prepare_run,
-    workers_of,
 )
 from eventlake.summaries import SamplesSummary
 from eventlake.transforms import feature_columns
 from eventlake.transforms.read_store import (
-    StoreChanged,
     StoreReadError,
     StoreSelection,
     columns_schema,
@@ -78,7 +74,6 @@ from eventlake.transforms.samples import (
 from eventlake.transforms.split import SplitSpec, TimeHistogram, parse_split, time_cuts, time_parts
 
 ROWS_PER_BUCKET = 1_000_000  # rows one worker holds at a time, in either shuffle
-_READ_AGAIN_ATTEMPTS = 3
 PART_NAMES = {2: ("train", "test"), 3: ("train", "valid", "test")}
 
 
@@ -460,49 +455,17 @@ def run_samples(config: SamplesConfig, pipeline_args: list[str] | None = None) -
     """Build samples as ``config`` says; read again when a concurrent job removed a file."""
     prepare_run(pipeline_args or [], [config.store, config.output, config.summary, config.features_store])
     check_outputs("", dirs={"output": config.output}, files={"summary": config.summary})
-    output = absolute(config.output)
-    if existing_output(output) and not config.overwrite:
-        raise JobError(f"the output {output} is not empty; give --overwrite to replace its files")
-    for attempt in range(_READ_AGAIN_ATTEMPTS):
-        plan = plan_samples(config)
-        try:
-            summary = execute_samples(plan, pipeline_args)
-            break
-        except StoreChanged:
-            if attempt == _READ_AGAIN_ATTEMPTS - 1:
-                raise JobError("other jobs kept rewriting the store while it was read; run the job again") from None
+    check_output_free(config.output, config.overwrite)
+    summary = run_reading_store(lambda: plan_samples(config), lambda plan: execute_samples(plan, pipeline_args),
+                                "samples job")
     return SamplesSummary.from_dict(finish_summary(summary, config.summary, config.store, "samples"))
 
 
 def execute_samples(plan: SamplesPlan, pipeline_args: list[str] | None = None) -> dict:
     """Run one planned samples job and publish it; nothing reaches the output unless it all worked."""
-    start_staging(plan.output, plan.run_id)
-    try:
-        size = sum(int(a.get("size", 0)) for a in (*plan.events.files, *plan.feature_files))
-        args = choose_workers(pipeline_args or [], size)
-        options, runner = pipeline_options(args)
-        try:
-            with beam.Pipeline(runner=runner, options=options) as pipeline:
-                _ = pipeline | "BuildSamples" >> BuildSamples(plan)
-        except Exception as exc:
-            if "read the store again" in str(exc):
-                raise StoreChanged(str(exc)) from None
-            raise
-        summary = json.loads(read_all(join_path(plan.scratch, "summary.json")))
-        if "://" not in plan.staged:
-            os.makedirs(plan.staged, exist_ok=True)  # no sample: an empty output, published all the same
-        fault_point("samples-before-publish")
-        try:
-            marker = {k: summary[k] for k in ("run_id", "version", "features_version", "samples")}
-            publish(plan.staged, plan.output, plan.config.overwrite, (json.dumps(marker) + "\n").encode())
-        except FileExistsError:
-            raise JobError(f"the output {plan.output} was written by another run meanwhile; nothing was "
-                           "published (give --overwrite to replace it)") from None
-        summary["seconds"] = round(time.time() - plan.started, 3)
-        summary["workers"] = workers_of(args)
-        return summary
-    finally:
-        end_staging(plan.output, plan.run_id)
+    size = sum(int(a.get("size", 0)) for a in (*plan.events.files, *plan.feature_files))
+    return run_and_publish(plan, BuildSamples(plan), "BuildSamples", size, pipeline_args,
+                           ("run_id", "version", "features_version", "samples"), "samples")
 
 
 __all__ = ["BuildSamples", "SamplesPlan", "execute_samples", "plan_samples", "run_samples"]
