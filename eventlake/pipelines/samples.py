@@ -34,9 +34,10 @@ from eventlake.config import SamplesConfig
 from eventlake.faults import fault_point
 from eventlake.filters import FilterError, parse_filter
 from eventlake.io import delta_log
+from eventlake.io.arrow_files import read_arrow, write_arrow
 from eventlake.io.delta_log import join_path
 from eventlake.io.export_files import run_dir
-from eventlake.io.files import read_all, write_bytes
+from eventlake.io.files import write_bytes
 from eventlake.io.object_store import move_object
 from eventlake.io.store import file_rows
 from eventlake.pipelines.output_jobs import check_output_free, run_and_publish, run_reading_store
@@ -74,7 +75,6 @@ from eventlake.transforms.samples import (
 from eventlake.transforms.split import SplitSpec, TimeHistogram, parse_split, time_cuts, time_parts
 
 ROWS_PER_BUCKET = 1_000_000  # rows one worker holds at a time, in either shuffle
-PART_NAMES = {2: ("train", "test"), 3: ("train", "valid", "test")}
 
 
 @dataclass(frozen=True)
@@ -100,25 +100,7 @@ class SamplesPlan:
         return join_path(self.scratch, "out")
 
     def part_names(self) -> tuple[str, ...]:
-        if self.split is None:
-            return ("all",)
-        return PART_NAMES[len(self.split.fractions)] if self.split.kind == "time" else PART_NAMES[3]
-
-
-def write_arrow(path: str, table: pa.Table) -> str:
-    """A scratch file of rows between two steps (Arrow IPC, LZ4: cheap to write and to read)."""
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        with pa.ipc.new_file(pa.PythonFile(handle, mode="w"), table.schema,
-                             options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
-            writer.write_table(table)
-    return path
-
-
-def read_arrow(path: str) -> pa.Table:
-    if "://" in path:
-        return pa.ipc.open_file(pa.BufferReader(read_all(path))).read_all()
-    with pa.memory_map(path) as source:
-        return pa.ipc.open_file(source).read_all()
+        return ("all",) if self.split is None else self.split.parts
 
 
 class _BucketEventsFn(beam.DoFn):
@@ -141,7 +123,8 @@ class _BucketEventsFn(beam.DoFn):
             return
         table = pa.concat_tables(tables)
         for bucket, rows in split_by_bucket(table, buckets_of(table.column("user"), plan.buckets)):
-            yield bucket, write_arrow(join_path(plan.scratch, "users", f"{bucket:05d}", f"{index:06d}.arrow"), rows)
+            path = join_path(plan.scratch, "users", f"{bucket:05d}", f"{index:06d}.arrow")
+            yield bucket, write_arrow(path, rows, "lz4")
 
 
 class _LabelFn(beam.DoFn):
@@ -165,7 +148,7 @@ class _LabelFn(beam.DoFn):
         which = buckets_of(samples.column("request_id"), plan.buckets)
         for request_bucket, rows in split_by_bucket(samples, which):
             path = join_path(plan.scratch, "requests", f"{request_bucket:05d}", f"samples-{bucket:05d}.arrow")
-            yield request_bucket, ("samples", write_arrow(path, rows))
+            yield request_bucket, ("samples", write_arrow(path, rows, "lz4"))
 
 
 class _BucketFeaturesFn(beam.DoFn):
@@ -190,7 +173,7 @@ class _BucketFeaturesFn(beam.DoFn):
         for bucket, rows in split_by_bucket(table, buckets_of(table.column("request_id").combine_chunks(),
                                                               plan.buckets)):
             path = join_path(plan.scratch, "requests", f"{bucket:05d}", f"features-{index:06d}.arrow")
-            yield bucket, ("features", write_arrow(path, rows))
+            yield bucket, ("features", write_arrow(path, rows, "lz4"))
 
 
 def read_feature_file(table_path: str, add: dict) -> pa.Table:

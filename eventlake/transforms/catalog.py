@@ -16,17 +16,16 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from eventlake.errors import ERRORS
 from eventlake.formats.base import SourceFileError, catalog_format_class, is_parquet
+from eventlake.io.arrow_files import read_arrow, write_arrow
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import (
     ByteRange,
     DamagedSourceError,
     lines_before,
-    read_all,
     source_file,
     split_ranges,
 )
@@ -62,17 +61,12 @@ def latest_products(table: pa.Table) -> pa.Table:
 
 
 def write_catalog(path: str, table: pa.Table) -> CatalogFile:
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        sink = pa.PythonFile(handle, mode="w")
-        with pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+    write_arrow(path, table)
     return CatalogFile(path, len(table))
 
 
 def read_catalog(path: str) -> pa.Table:
-    if "://" in path:
-        return pa.ipc.open_file(pa.BufferReader(read_all(path))).read_all()
-    return pa.ipc.open_file(pa.memory_map(path)).read_all()  # zero-copy: workers share the pages
+    return read_arrow(path)
 
 
 _loaded: dict[str, tuple[pa.Table, ProductIndex]] = {}
