@@ -35,12 +35,14 @@ the store is as it was; 2 a bad flag or config key; 130 interrupted (Ctrl-C)."""
 DESCRIPTION = f"""eventlake imports user-interaction events (Google Cloud Retail UserEvent JSON lines, Amazon
 Personalize CSV and PutEvents bodies, Alibaba OpenSearch behavior documents, PAI-Rec behavior
 logs and callbacks, GA4 BigQuery exports, any CSV/JSON/Parquet log through a mapping; plain or
-.gz/.bz2/.zst, from local disk, gs://, s3://) into a versioned event store, a Delta Lake table
-of Parquet files: every record is validated, joined against a product catalog and deduplicated,
-or kept as an error sample saying which line and field failed and why. rejoin, purge, history
-and vacuum maintain the store; export writes its events as Personalize, Retail, RecBole,
-Parquet or CSV datasets. Every job is an Apache Beam pipeline: it runs locally and,
-with --runner and that runner's options, on Dataflow, Flink or Spark.
+.gz/.bz2/.zst, from local disk, gs://, s3://, http(s):// or sftp://) into a versioned event
+store, a Delta Lake table of Parquet files: every record is validated, joined against a product
+catalog and deduplicated, or kept as an error sample saying which line and field failed and
+why. rejoin, purge, history and vacuum maintain the store; export writes its events as
+Personalize, Retail, RecBole, Parquet or CSV datasets; features import and samples turn
+ranking-time feature logs and exposures into training samples; report draws the store's
+quality report. Every job is an Apache Beam pipeline: it runs locally and, with --runner and
+that runner's options, on Dataflow, Flink or Spark.
 
 {EXIT_CODES}"""
 
