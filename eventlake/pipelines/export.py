@@ -24,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from eventlake.config import ExportConfig
 from eventlake.faults import fault_point
-from eventlake.filters import FilterError, parse_filter
+from eventlake.filters import parse_filter
 from eventlake.formats.exporting import ExportFormat, ExportOptions, ExportTable, export_class
 from eventlake.io.delta_log import join_path
 from eventlake.io.export_files import (
@@ -34,7 +34,7 @@ from eventlake.io.export_files import (
 from eventlake.io.files import write_bytes
 from eventlake.io.object_store import delete_paths, move_object
 from eventlake.io.store import file_rows
-from eventlake.pipelines.output_jobs import check_output_free, run_and_publish, run_reading_store
+from eventlake.pipelines.output_jobs import check_output_free, run_and_publish, run_reading_store, select_for_output
 from eventlake.pipelines.running import (
     JobError,
     absolute,
@@ -50,13 +50,11 @@ from eventlake.summaries import ExportSummary
 from eventlake.transforms.catalog import ReadCatalog, load_catalog, read_catalog
 from eventlake.transforms.read_store import (
     ReadStoreFileFn,
-    StoreReadError,
     StoreSelection,
     columns_schema,
     columns_with_values,
     consecutive_groups,
     read_file_batches,
-    select_files,
 )
 from eventlake.transforms.split import (
     HeldOutParts,
@@ -390,19 +388,8 @@ class ExportEvents(beam.PTransform):
 
 def plan_export(config: ExportConfig) -> ExportPlan:
     """Fix the version, pick and shard the files; ``JobError`` when the export cannot run."""
-    event_filter = None
-    if config.filter:
-        try:
-            event_filter = parse_filter(config.filter)
-        except FilterError as exc:
-            raise JobError(str(exc)) from None
-    store, output = absolute(config.store), absolute(config.output)
-    if output.rstrip("/") == store.rstrip("/") or output.startswith(store.rstrip("/") + "/"):
-        raise JobError(f"output: {output} is inside the store {store}; export to a folder of its own")
-    try:
-        selection = select_files(store, event_filter, since_version=config.since_version)
-    except StoreReadError as exc:
-        raise JobError(str(exc)) from None
+    output = absolute(config.output)
+    selection = select_for_output(config.store, output, config.filter, "export", config.since_version)
     options = ExportOptions(name=config.name or posixpath.basename(output.rstrip("/")) or "events",
                             compression=config.compression or None)
     split = parse_split(config.split) if config.split else None

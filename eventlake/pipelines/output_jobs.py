@@ -16,13 +16,33 @@ from collections.abc import Callable
 import apache_beam as beam
 
 from eventlake.faults import fault_point
+from eventlake.filters import FilterError, parse_filter
 from eventlake.io.delta_log import join_path
 from eventlake.io.export_files import end_staging, existing_output, publish, start_staging
 from eventlake.io.files import read_all
 from eventlake.pipelines.running import JobError, absolute, choose_workers, pipeline_options, workers_of
-from eventlake.transforms.read_store import StoreChanged
+from eventlake.transforms.read_store import StoreChanged, StoreReadError, StoreSelection, select_files
 
 READ_AGAIN_ATTEMPTS = 3
+
+
+def select_for_output(store: str, output: str, filter_text: str, what: str, since_version: int | None = None
+                      ) -> StoreSelection:
+    """The store files a job writing ``output`` reads (as ``select_files``), refusing a bad
+    filter, a missing store and an output inside the store, each in one line."""
+    event_filter = None
+    if filter_text:
+        try:
+            event_filter = parse_filter(filter_text)
+        except FilterError as exc:
+            raise JobError(str(exc)) from None
+    store, output = absolute(store), absolute(output)
+    if output.rstrip("/") == store.rstrip("/") or output.startswith(store.rstrip("/") + "/"):
+        raise JobError(f"output: {output} is inside the store {store}; {what} to a folder of its own")
+    try:
+        return select_files(store, event_filter, since_version=since_version)
+    except StoreReadError as exc:
+        raise JobError(str(exc)) from None
 
 
 def check_output_free(output: str, overwrite: bool) -> None:
@@ -75,4 +95,4 @@ def run_and_publish(plan, transform: beam.PTransform, label: str, input_bytes: i
         end_staging(plan.output, plan.run_id)
 
 
-__all__ = ["check_output_free", "run_and_publish", "run_reading_store"]
+__all__ = ["check_output_free", "run_and_publish", "run_reading_store", "select_for_output"]

@@ -32,7 +32,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from eventlake.config import SamplesConfig
 from eventlake.faults import fault_point
-from eventlake.filters import FilterError, parse_filter
+from eventlake.filters import parse_filter
 from eventlake.io import delta_log
 from eventlake.io.arrow_files import read_arrow, write_arrow
 from eventlake.io.delta_log import join_path
@@ -40,7 +40,7 @@ from eventlake.io.export_files import run_dir
 from eventlake.io.files import write_bytes
 from eventlake.io.object_store import move_object
 from eventlake.io.store import file_rows
-from eventlake.pipelines.output_jobs import check_output_free, run_and_publish, run_reading_store
+from eventlake.pipelines.output_jobs import check_output_free, run_and_publish, run_reading_store, select_for_output
 from eventlake.pipelines.running import (
     JobError,
     absolute,
@@ -52,12 +52,10 @@ from eventlake.pipelines.running import (
 from eventlake.summaries import SamplesSummary
 from eventlake.transforms import feature_columns
 from eventlake.transforms.read_store import (
-    StoreReadError,
     StoreSelection,
     columns_schema,
     open_store_file,
     read_file_batches,
-    select_files,
 )
 from eventlake.transforms.samples import (
     EVENT_COLUMNS,
@@ -406,19 +404,8 @@ class BuildSamples(beam.PTransform):
 
 def plan_samples(config: SamplesConfig) -> SamplesPlan:
     """Fix the versions, pick the files, size the buckets; ``JobError`` when it cannot run."""
-    event_filter = None
-    if config.filter:
-        try:
-            event_filter = parse_filter(config.filter)
-        except FilterError as exc:
-            raise JobError(str(exc)) from None
-    store, output = absolute(config.store), absolute(config.output)
-    if output.rstrip("/") == store.rstrip("/") or output.startswith(store.rstrip("/") + "/"):
-        raise JobError(f"output: {output} is inside the store {store}; write samples to a folder of their own")
-    try:
-        events = select_files(store, event_filter)
-    except StoreReadError as exc:
-        raise JobError(str(exc)) from None
+    output = absolute(config.output)
+    events = select_for_output(config.store, output, config.filter, "write samples")
     table = absolute(config.features_table)
     snapshot = delta_log.read_snapshot(table)
     if not snapshot.exists and config.features_store:
