@@ -28,8 +28,6 @@ setup(
         # http(s):// inputs: streamed, seeks as range requests pinned to the first response's version
         "smart-open>=7.1",
         "requests>=2.28",
-        # the quality report: aggregation in pandas (above), charts drawn as inline SVG
-        "matplotlib>=3.8",
         # the progress bar on a terminal: draws, rates and time left, redrawn in place
         "rich>=13",
         "xxhash>=3.0",

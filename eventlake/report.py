@@ -6,7 +6,7 @@ events per day by type, the share joined per day, errors by reason and by source
 links to the samples, the product ids most often missing from the catalog and the catalog's
 coverage, the visitors with the most events (bots stand out), the event time range with
 events dated in the future or far in the past, duplicates per run, and counts per source
-format. ``render_html`` draws it with matplotlib as inline SVG: no network, no script.
+format. ``render_html`` draws it as inline SVG (``svg_charts``): no network, no script.
 
 ``eventlake report`` draws it for the whole store (or the events since a date); every import,
 rejoin and purge writes one for its own run beside its summary (``<store>/_runs/<job>.html``).
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventlake import svg_charts
 from eventlake.io.delta_log import imported_version, join_path
 from eventlake.io.files import read_all
 from eventlake.schema import PARTITION_COLUMN
@@ -264,77 +264,34 @@ def store_report(store: str, since: str | None = None, catalog_products: int | N
 # ---- drawing -------------------------------------------------------------------------------
 
 
-
-
-def _svg(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg"):]
-
-
-def _bars(pairs: list[tuple], title: str, xlabel: str) -> str:
-    import matplotlib.pyplot as plt
-
-    labels = [str(k)[:48] for k, _ in pairs][::-1]
-    values = [v for _, v in pairs][::-1]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(pairs) + 1))
-    ax.barh(labels, values, color="#4c78a8")
-    ax.set_title(title, loc="left")
-    ax.set_xlabel(xlabel)
-    return _svg(fig)
-
-
 def chart_svgs(data: ReportData) -> dict[str, tuple[str, str]]:
     """Chart id -> (caption, SVG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9})
     out = {}
     if "events-per-day" in data.charts:
-        fig, ax = plt.subplots(figsize=(9, 3.2))
-        data.per_day.plot(kind="bar", stacked=True, ax=ax, width=0.85)
-        ax.set_xlabel("")
-        ax.set_ylabel("events")
-        if len(data.per_day) > 20:  # a label every few days
-            step = max(len(data.per_day) // 20, 1)
-            ax.set_xticks(range(0, len(data.per_day), step))
-            ax.set_xticklabels([str(d) for d in data.per_day.index[::step]])
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        out["events-per-day"] = ("Events per day, by event type", _svg(fig))
+        days = [str(d) for d in data.per_day.index]
+        series = {str(name): [float(v) for v in data.per_day[name]] for name in data.per_day.columns}
+        out["events-per-day"] = ("Events per day, by event type", svg_charts.stacked_columns(days, series, "events"))
     if "joined-per-day" in data.charts:
-        fig, ax = plt.subplots(figsize=(9, 2.6))
         days = [str(d) for d in data.joined_share.index]
-        ax.plot(range(len(days)), data.joined_share.values * 100, marker="o", markersize=3)
-        step = max(len(days) // 20, 1)
-        ax.set_xticks(range(0, len(days), step))
-        ax.set_xticklabels(days[::step], rotation=90)
-        ax.set_ylim(0, 100)
-        ax.set_ylabel("% joined")
-        out["joined-per-day"] = ("Share of events whose every product is in the catalog, per day", _svg(fig))
+        share = [round(float(v) * 100, 1) for v in data.joined_share.values]
+        out["joined-per-day"] = ("Share of events whose every product is in the catalog, per day",
+                                 svg_charts.line(days, share, "% joined", y_max=100))
     if "errors-by-reason" in data.charts:
-        out["errors-by-reason"] = ("Errors by reason", _bars(sorted(data.errors_by_reason.items(),
-                                                                    key=lambda kv: -kv[1])[:TOP], "", "errors"))
+        top = sorted(data.errors_by_reason.items(), key=lambda kv: -kv[1])[:TOP]
+        out["errors-by-reason"] = ("Errors by reason", svg_charts.bars(top, "errors"))
     if "errors-by-source" in data.charts:
-        out["errors-by-source"] = ("Error samples by source file", _bars(list(data.errors_by_source.items()), "",
-                                                                         "error samples"))
+        out["errors-by-source"] = ("Error samples by source file",
+                                   svg_charts.bars(list(data.errors_by_source.items()), "error samples"))
     if "missing-products" in data.charts:
         out["missing-products"] = ("Product ids most often missing from the catalog",
-                                   _bars(data.missing_products, "", "events naming it"))
+                                   svg_charts.bars(data.missing_products, "events naming it"))
     if "top-visitors" in data.charts:
-        out["top-visitors"] = ("Visitors with the most events (bots stand out)", _bars(data.top_visitors, "", "events"))
+        out["top-visitors"] = ("Visitors with the most events (bots stand out)",
+                               svg_charts.bars(data.top_visitors, "events"))
     if "duplicates-per-run" in data.charts:
-        fig, ax = plt.subplots(figsize=(9, 2.6))
-        ax.bar([f"v{v}" for v, _, _ in data.duplicates_per_run], [d for _, _, d in data.duplicates_per_run],
-               color="#f58518")
-        ax.set_ylabel("duplicates dropped")
-        out["duplicates-per-run"] = ("Duplicates dropped per import (by store version)", _svg(fig))
+        out["duplicates-per-run"] = ("Duplicates dropped per import (by store version)", svg_charts.columns(
+            [f"v{v}" for v, _, _ in data.duplicates_per_run], [d for _, _, d in data.duplicates_per_run],
+            "duplicates dropped"))
     return out
 
 
