@@ -324,6 +324,7 @@ def _vacuum_parser(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _Interrupt.handle)
+    use_jemalloc()
     try:
         return _main(argv)
     except KeyboardInterrupt:
@@ -342,6 +343,26 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _Interrupt.say("eventlake: interrupted; nothing was committed and the store is as it was")
         return 130
+
+
+MEMORY_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+def use_jemalloc() -> None:
+    """Arrow's allocations in this process and its workers go to jemalloc, unless
+    ``ARROW_DEFAULT_MEMORY_POOL`` chooses. Arrow's default, mimalloc, held 150 MB more at the
+    peak of a 5M-event import (1,101 against 951 MB over its processes) for the same speed: a
+    job allocates and frees a block's worth of buffers many times over. Worker processes
+    inherit the variable and read it when they first allocate."""
+    if MEMORY_POOL_VARIABLE in os.environ:
+        return
+    import pyarrow as pa
+
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow built without it: keep its default
+        return
+    os.environ[MEMORY_POOL_VARIABLE] = "jemalloc"
 
 
 def _after_interrupt() -> list[tuple[str, int]] | None:
