@@ -11,6 +11,7 @@ import pytest
 from eventlake.cli import main
 from eventlake.pipelines import running
 from eventlake.pipelines.running import choose_workers, workers_of
+from tests.pipelines.conftest import make_events
 
 
 @pytest.fixture
@@ -19,10 +20,13 @@ def four_cpus(monkeypatch):
 
 
 @pytest.mark.parametrize(("args", "size", "expected"), [
-    ([], 10 << 20, []),  # small: one process, no start-up cost
-    ([], 300 << 20, ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]),
+    ([], 10 << 20, []),  # small: one thread, nothing to start
+    ([], 300 << 20, ["--direct_num_workers=4", "--direct_running_mode=multi_threading"]),  # a thread per CPU
+    ([], 600 << 20, ["--direct_num_workers=4", "--direct_running_mode=multi_processing"]),
     ([], 5 << 30, ["--direct_num_workers=4", "--direct_running_mode=multi_processing"]),  # at most one per CPU
     (["--direct_num_workers=3"], 5 << 30, []),  # the user's own flags win
+    (["--direct_num_workers=1"], 300 << 20, []),  # even when they say what Beam's default says
+    (["--direct_num_workers", "1"], 300 << 20, []),
     (["--direct_running_mode=multi_threading"], 5 << 30, []),
     (["--runner=DataflowRunner"], 5 << 30, []),  # another runner: its own workers
 ])
@@ -33,6 +37,11 @@ def test_the_worker_count_follows_the_input_size_unless_the_user_chose(four_cpus
 def test_one_cpu_means_one_process(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert choose_workers([], 5 << 30) == []
+
+
+def test_two_cpus_and_a_large_input_mean_two_processes(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert choose_workers([], 600 << 20) == ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
 
 def test_the_summary_records_what_ran_the_job(generated, monkeypatch):
@@ -48,4 +57,12 @@ def test_the_summary_records_what_ran_the_job(generated, monkeypatch):
     assert code == 0
     s = json.loads(summary.read_text())
     assert s["workers"] == {"runner": "local", "workers": 2, "running_mode": "multi_processing"} and s["stored"] > 0
+    monkeypatch.setattr(running, "MULTI_PROCESS_BYTES", 1 << 40)
+    monkeypatch.setattr(running, "MULTI_THREAD_BYTES", 1)  # as if the input were of medium size
+    make_events(generated / "events" / "c.jsonl", 400, start=1200)
+    code = main(["import", "--events", str(generated / "events" / "c.jsonl"), "--catalog",
+                 str(generated / "catalog.json"), "--store", str(generated / "store"), "--summary", str(summary)])
+    assert code == 0
+    s = json.loads(summary.read_text())
+    assert s["workers"] == {"runner": "local", "workers": 2, "running_mode": "multi_threading"} and s["stored"] > 0
     assert workers_of(["--runner=FlinkRunner"]) == {"runner": "FlinkRunner"}
