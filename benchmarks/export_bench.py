@@ -10,7 +10,7 @@ Each round checks that both wrote the same number of rows. Prints wall times and
 round, then the median ratios. Only a ratio from one run means anything: the machines are shared.
 
     pip install -e '.[bench]' && python benchmarks/export_bench.py --events 5000000
-    python benchmarks/export_bench.py --events 1000000 --repeat 3 --workers 2
+    python benchmarks/export_bench.py --events 1000000 --repeat 3 --workers 2   # force 2 worker processes
 
 Target (issue 14): at most 1.5x DuckDB's wall time for each format.
 """
@@ -75,13 +75,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="force N local worker processes (default: eventlake's own choice from the input's size)")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--formats", nargs="+", default=["personalize", "parquet"])
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="eventlake-export-bench-", dir=args.workdir)
-    beam = [f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing"] if args.workers > 1 else []
+    beam = [f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing"] if args.workers else []
     try:
         os.makedirs(os.path.join(work, "events"))
         generate(work, args.events, args.files)
@@ -112,7 +113,7 @@ def main() -> None:
                 print(json.dumps({"format": fmt, "round": round_, "events": stored, "rows": s["rows_written"],
                                   "output_files": len(s["files_written"]), "duckdb_seconds": round(duck, 2),
                                   "eventlake_seconds": round(lake, 2), "ratio": round(lake / duck, 2)}), flush=True)
-        print(json.dumps({"events": stored, "store_files": len(files), "workers": args.workers,
+        print(json.dumps({"events": stored, "store_files": len(files), "workers": s.get("workers"),
                           "median_ratio": {f: round(statistics.median(r), 2) for f, r in ratios.items()}}), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

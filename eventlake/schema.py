@@ -173,3 +173,16 @@ def feature_stored_schema() -> pa.Schema:
 
 def feature_table_schema() -> pa.Schema:
     return feature_stored_schema().append(pa.field(PARTITION_COLUMN, pa.date32()))
+
+
+def parquet_leaf_paths(field: pa.Field, prefix: str = "") -> list[str]:
+    """The Parquet column paths of a field's leaves (``product_details.list.element.product.id``):
+    how a reader picks nested columns and a writer's per-column settings name them."""
+    name = prefix + field.name
+    data_type = field.type
+    if pa.types.is_list(data_type):
+        return parquet_leaf_paths(pa.field("element", data_type.value_type), name + ".list.")
+    if pa.types.is_struct(data_type):
+        return [p for i in range(data_type.num_fields) for p in parquet_leaf_paths(data_type.field(i), name + ".")]
+    return [name]
+

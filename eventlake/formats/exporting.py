@@ -80,8 +80,10 @@ class ExportFormat(abc.ABC):
 
     def survey(self, batch: pa.RecordBatch) -> set[str]:
         """The ``survey_columns`` that hold a value in this batch; united over the export. (Without
-        a filter the job reads this off the Parquet footers' null counts instead.)"""
-        return {c for c in self.survey_columns if batch.column(c).null_count < len(batch)}
+        a filter the job reads this off the Parquet footers' null counts instead, and reads only
+        the ``survey_contents`` columns: a batch may hold some of the columns only.)"""
+        names = batch.schema.names
+        return {c for c in self.survey_columns if c in names and batch.column(c).null_count < len(batch)}
 
     @abc.abstractmethod
     def tables(self, survey: set[str]) -> list[ExportTable]:

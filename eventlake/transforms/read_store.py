@@ -33,6 +33,7 @@ from eventlake.schema import (
     JOIN_FIELDS,
     ORIGIN_FIELDS,
     PARTITION_COLUMN,
+    parquet_leaf_paths,
     product_details_type,
 )
 
@@ -129,17 +130,6 @@ def _narrowed(data_type: pa.DataType, paths: list[list[str]]) -> pa.DataType:
     return pa.struct(fields)
 
 
-def _parquet_paths(field: pa.Field, prefix: str = "") -> list[str]:
-    """The Parquet leaf paths of a (narrowed) field, as ``read_row_group`` takes them."""
-    name = prefix + field.name
-    data_type = field.type
-    if pa.types.is_list(data_type):
-        return _parquet_paths(pa.field("element", data_type.value_type), name + ".list.")
-    if pa.types.is_struct(data_type):
-        return [p for i in range(data_type.num_fields) for p in _parquet_paths(data_type.field(i), name + ".")]
-    return [name]
-
-
 def select_files(store: str, event_filter: EventFilter | None = None, version: int | None = None,
                  since_version: int | None = None, columns: list[str] | None = None) -> StoreSelection:
     """The files a read needs; ``StoreReadError`` when the store, the version or a column is wrong."""
@@ -194,7 +184,7 @@ def read_file_batches(store: str, add: dict, schema: pa.Schema, event_filter: Ev
         read = []
         for name in wanted:
             if name in present:
-                read += _parquet_paths(schema.field(name))
+                read += parquet_leaf_paths(schema.field(name))
         read += [n for n in needed if n in present]
         groups = [g for g in range(parquet.num_row_groups)
                   if event_filter is None or _row_group_may_match(parquet.metadata.row_group(g), event_filter)]
