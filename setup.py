@@ -44,7 +44,8 @@ setup(
                  "google-cloud-retail>=2", "fastavro>=1.9", "duckdb>=1.0", "tfrecord>=1.14",
                  # sftp:// inputs, read from a real SFTP server (asyncssh's) the tests start
                  "paramiko>=3", "asyncssh>=2.14"],
-        "bench": ["duckdb>=1.0", "psutil>=5"],
+        # the peers the benchmarks time: DuckDB, and delta-rs (deltalake) for purge, rejoin and samples
+        "bench": ["duckdb>=1.0", "psutil>=5", "deltalake>=0.25"],
         # samples as tf.train.Example records without TensorFlow (its message and framing)
         "tfrecord": ["tfrecord>=1.14"],
         # examples/airflow: its test loads the DAG with Airflow's own DagBag
