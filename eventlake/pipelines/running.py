@@ -31,18 +31,21 @@ RUNS_DIR = "_runs"  # <store>/_runs/latest.json: the last job's summary, for sch
 # processes cost about 2 s each to start and the job's fixed cost again, then scale fully.
 # Measured on 2 CPUs (import): 1M events (191 MB) took 8.8 s in one thread, 6.7 s in two
 # threads, 8.2 s in two processes; 5M (961 MB) 22.4 s in two threads, 20.8 s in two processes;
-# the demo (4 events) 2.2 s in one thread, 2.5 s in two. Hence one thread for a few MB, a
-# thread per CPU up to the crossing near 0.5 GB, and processes beyond.
+# the demo (4 events) 2.2 s in one thread, 2.5 s in two. Hence one thread for a few MB,
+# threads up to the crossing near 0.5 GB, and processes beyond.
 MULTI_THREAD_BYTES = 16 << 20
 MULTI_PROCESS_BYTES = 512 << 20
-BYTES_PER_WORKER = 128 << 20
+BYTES_PER_WORKER = 128 << 20  # a worker process per this much input, at most one per CPU
+# A thread per this much, at most one per CPU: each holds a block's buffers, and past a few
+# the shared GIL gains little, so a machine of many CPUs does not start one per CPU for 20 MB.
+BYTES_PER_THREAD = 64 << 20
 _LOCAL_WORKER_FLAGS = ("direct_num_workers", "direct_running_mode")
 
 
 def choose_workers(pipeline_args: list[str], input_bytes: int) -> list[str]:
     """The local runner's worker flags for a job reading about ``input_bytes``, when the user
     gave none: one thread for a small input (a demo, or a scheduled run of a few small files),
-    a thread per available CPU for a medium one, a process per CPU for a large one. Another
+    threads for a medium one, processes for a large one, never more than the CPUs. Another
     runner, or worker flags of the user's own, are left as they are."""
     options = PipelineOptions(pipeline_args)
     if options.view_as(StandardOptions).runner:
@@ -57,7 +60,8 @@ def choose_workers(pipeline_args: list[str], input_bytes: int) -> list[str]:
         workers = int(min(cpus, max(2, input_bytes // BYTES_PER_WORKER)))
         return [*pipeline_args, f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
     if input_bytes >= MULTI_THREAD_BYTES:
-        return [*pipeline_args, f"--direct_num_workers={cpus}", "--direct_running_mode=multi_threading"]
+        threads = int(min(cpus, max(2, input_bytes // BYTES_PER_THREAD)))
+        return [*pipeline_args, f"--direct_num_workers={threads}", "--direct_running_mode=multi_threading"]
     return pipeline_args
 
 

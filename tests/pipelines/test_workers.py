@@ -22,6 +22,7 @@ def four_cpus(monkeypatch):
 @pytest.mark.parametrize(("args", "size", "expected"), [
     ([], 10 << 20, []),  # small: one thread, nothing to start
     ([], 300 << 20, ["--direct_num_workers=4", "--direct_running_mode=multi_threading"]),  # a thread per CPU
+    ([], 20 << 20, ["--direct_num_workers=2", "--direct_running_mode=multi_threading"]),  # a thread per 64 MB, 2 or more
     ([], 600 << 20, ["--direct_num_workers=4", "--direct_running_mode=multi_processing"]),
     ([], 5 << 30, ["--direct_num_workers=4", "--direct_running_mode=multi_processing"]),  # at most one per CPU
     (["--direct_num_workers=3"], 5 << 30, []),  # the user's own flags win
