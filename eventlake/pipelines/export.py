@@ -36,6 +36,7 @@ from eventlake.io.object_store import delete_paths, move_object
 from eventlake.io.store import file_rows
 from eventlake.pipelines.output_jobs import check_output_free, run_and_publish, run_reading_store, select_for_output
 from eventlake.pipelines.running import (
+    STORE_JOB_PROCESS_BYTES,
     JobError,
     absolute,
     catalog_format_of,
@@ -411,7 +412,8 @@ def execute_export(plan: ExportPlan, pipeline_args: list[str] | None = None) -> 
     size = sum(int(add.get("size", 0)) for _, adds in plan.shards for add in adds)
     try:
         return run_and_publish(plan, ExportEvents(plan), "ExportEvents", size, pipeline_args,
-                               ("run_id", "format", "version", "since_version", "rows_written"), "export")
+                               ("run_id", "format", "version", "since_version", "rows_written"), "export",
+                               process_bytes=STORE_JOB_PROCESS_BYTES)
     except Exception as exc:
         if "cannot read the catalog" in str(exc):
             raise JobError(_one_line(exc, "cannot read the catalog")) from None

@@ -62,14 +62,15 @@ def run_reading_store(plan: Callable[[], object], execute: Callable[[object], di
 
 
 def run_and_publish(plan, transform: beam.PTransform, label: str, input_bytes: int, pipeline_args: list[str] | None,
-                    marker_keys: tuple[str, ...], job: str) -> dict:
+                    marker_keys: tuple[str, ...], job: str, process_bytes: int | None = None) -> dict:
     """Run ``transform`` (it writes ``summary.json`` to ``plan.scratch`` and its files under
     ``plan.staged``) and publish the staged files as ``plan.output``; the summary, with the
     seconds and workers. ``plan`` has ``output``, ``run_id``, ``scratch``, ``staged``,
-    ``started`` and ``config.overwrite``."""
+    ``started`` and ``config.overwrite``. ``process_bytes``: from what input size the local
+    runner starts worker processes rather than threads (``choose_workers``)."""
     start_staging(plan.output, plan.run_id)
     try:
-        args = choose_workers(pipeline_args or [], input_bytes)
+        args = choose_workers(pipeline_args or [], input_bytes, process_bytes)
         options, runner = pipeline_options(args)
         try:
             with beam.Pipeline(runner=runner, options=options) as pipeline:

@@ -21,7 +21,14 @@ from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
 from eventlake.io.files import read_all, write_bytes
 from eventlake.io.store import delete_files, remove_action
-from eventlake.pipelines.running import choose_workers, pipeline_options, remove_scratch, scratch_dir, workers_of
+from eventlake.pipelines.running import (
+    STORE_JOB_PROCESS_BYTES,
+    choose_workers,
+    pipeline_options,
+    remove_scratch,
+    scratch_dir,
+    workers_of,
+)
 from eventlake.transforms.rewrite import FileChange
 
 
@@ -132,7 +139,7 @@ def run_rewrite(commit: RewritePlan, job: beam.PTransform, pipeline_args: list[s
                 input_bytes: int = 0) -> dict:
     """Run one planned rejoin or purge pipeline; its summary's status is ok, conflict or failed.
     ``input_bytes``: what it reads, from which the local runner's worker count is chosen."""
-    args = choose_workers(pipeline_args or [], input_bytes)
+    args = choose_workers(pipeline_args or [], input_bytes, STORE_JOB_PROCESS_BYTES)
     options, runner = pipeline_options(args)
     try:
         with beam.Pipeline(runner=runner, options=options) as pipeline:

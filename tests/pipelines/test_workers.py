@@ -40,6 +40,12 @@ def test_one_cpu_means_one_process(monkeypatch):
     assert choose_workers([], 5 << 30) == []
 
 
+def test_jobs_that_read_the_store_keep_threads_up_to_a_gigabyte(four_cpus):
+    threads = ["--direct_num_workers=4", "--direct_running_mode=multi_threading"]
+    assert choose_workers([], 900 << 20, running.STORE_JOB_PROCESS_BYTES) == threads
+    assert choose_workers([], 2 << 30, running.STORE_JOB_PROCESS_BYTES)[-1] == "--direct_running_mode=multi_processing"
+
+
 def test_two_cpus_and_a_large_input_mean_two_processes(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert choose_workers([], 600 << 20) == ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
