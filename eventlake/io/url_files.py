@@ -104,35 +104,42 @@ class HttpFileSystem(FileSystem):
                 results.append(MatchResult(pattern, []))
         return results
 
-    def metadata(self, path: str) -> FileMetadata:
+    def _stat(self, path: str) -> tuple[int, float]:
+        """(size, modified time) of ``path``; ``FileNotFoundError`` when the server has no such file."""
         size, mtime, _ = _head(path)
+        return size, mtime
+
+    def _open_raw(self, path: str):
+        import smart_open
+
+        raw = smart_open.open(path, "rb", compression="disable",
+                              transport_params={"timeout": TIMEOUT_SECONDS})
+        return raw if takes_ranges(path) else _Unseekable(raw, path)
+
+    def metadata(self, path: str) -> FileMetadata:
+        size, mtime = self._stat(path)
         return FileMetadata(path, size, mtime)
 
     def exists(self, path: str) -> bool:
         try:
-            _head(path)
+            self._stat(path)
         except FileNotFoundError:
             return False
         return True
 
     def size(self, path: str) -> int:
-        return _head(path)[0]
+        return self._stat(path)[0]
 
     def last_updated(self, path: str) -> float:
-        return _head(path)[1]
+        return self._stat(path)[1]
 
     def checksum(self, path: str) -> str:
-        size, mtime, _ = _head(path)
+        size, mtime = self._stat(path)
         return f"{size}-{mtime}"
 
     def open(self, path: str, mime_type: str = "application/octet-stream",
              compression_type: str = CompressionTypes.AUTO):
-        import smart_open
-
-        raw = smart_open.open(path, "rb", compression="disable",
-                              transport_params={"timeout": TIMEOUT_SECONDS})
-        if not takes_ranges(path):
-            raw = _Unseekable(raw, path)
+        raw = self._open_raw(path)
         if compression_type == CompressionTypes.AUTO:
             compression_type = CompressionTypes.detect_compression_type(path)
         if compression_type == CompressionTypes.UNCOMPRESSED:
@@ -165,36 +172,13 @@ class SftpFileSystem(HttpFileSystem):
     def scheme(cls) -> str:
         return "sftp"
 
-    def metadata(self, path: str) -> FileMetadata:
-        stat = _sftp_stat(path)
-        return FileMetadata(path, int(stat[0]), float(stat[1]))
+    def _stat(self, path: str) -> tuple[int, float]:
+        return _sftp_stat(path)
 
-    def exists(self, path: str) -> bool:
-        try:
-            _sftp_stat(path)
-        except FileNotFoundError:
-            return False
-        return True
-
-    def size(self, path: str) -> int:
-        return _sftp_stat(path)[0]
-
-    def last_updated(self, path: str) -> float:
-        return _sftp_stat(path)[1]
-
-    def checksum(self, path: str) -> str:
-        size, mtime = _sftp_stat(path)
-        return f"{size}-{mtime}"
-
-    def open(self, path: str, mime_type: str = "application/octet-stream",
-             compression_type: str = CompressionTypes.AUTO):
+    def _open_raw(self, path: str):
         raw = _sftp_open(path)
         raw.prefetch()  # ask for the rest ahead: a sequential read no longer waits on each block
-        if compression_type == CompressionTypes.AUTO:
-            compression_type = CompressionTypes.detect_compression_type(path)
-        if compression_type == CompressionTypes.UNCOMPRESSED:
-            return raw
-        return CompressedFile(raw, compression_type=compression_type)
+        return raw
 
 
 def _sftp_open(url: str):
