@@ -33,7 +33,7 @@ from eventlake.io.export_files import (
 )
 from eventlake.io.files import write_bytes
 from eventlake.io.object_store import delete_paths, move_object
-from eventlake.io.store import file_rows
+from eventlake.io.store import consecutive_groups, file_rows
 from eventlake.pipelines.output_jobs import check_output_free, run_and_publish, run_reading_store, select_for_output
 from eventlake.pipelines.running import (
     STORE_JOB_PROCESS_BYTES,
@@ -54,7 +54,6 @@ from eventlake.transforms.read_store import (
     StoreSelection,
     columns_schema,
     columns_with_values,
-    consecutive_groups,
     read_file_batches,
 )
 from eventlake.transforms.split import (

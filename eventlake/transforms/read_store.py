@@ -25,6 +25,7 @@ from eventlake.filters import EventFilter, TimeTerm, parse_filter
 from eventlake.io import delta_log
 from eventlake.io.delta_log import imported_version, join_path
 from eventlake.io.object_store import is_missing
+from eventlake.io.store import consecutive_groups
 from eventlake.schema import (
     CATALOG_FIELD_TYPES,
     EVENT_FIELDS,
@@ -211,22 +212,6 @@ def open_store_file(store: str, add: dict):
             raise StoreChanged(f"the store file {add['path']} was removed by a later version while it was being "
                                "read; read the store again") from None
         raise
-
-
-def consecutive_groups(items: list, size_of, limit: int) -> list[list]:
-    """``items`` in order, cut into runs whose sizes sum to at most ``limit`` (an item larger than
-    ``limit`` is a run of its own)."""
-    out, current, total = [], [], 0
-    for item in items:
-        n = size_of(item)
-        if current and total + n > limit:
-            out.append(current)
-            current, total = [], 0
-        current.append(item)
-        total += n
-    if current:
-        out.append(current)
-    return out
 
 
 def _chunks(metadata: pq.FileMetaData, groups: list[int]) -> list[list[int]]:

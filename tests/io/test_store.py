@@ -44,3 +44,31 @@ def test_open_files_never_hold_more_row_groups_than_the_limit(tmp_path, monkeypa
     offsets = sorted(o for f in files for o in pq.read_table(tmp_path / f.path).column("source_offset").to_pylist())
     assert offsets == list(range(offset))  # every row written once
     assert sum(f.rows for f in files) == offset
+
+
+def test_a_rewrite_merges_small_row_groups_in_runs_of_whole_groups(tmp_path, monkeypatch):
+    """An import leaves row groups of a few thousand rows; a rewrite writes runs of them as one
+    row group each, never splitting a group and never over ``ROW_GROUP_ROWS`` unless one group is."""
+    from eventlake.io import store as store_module
+
+    monkeypatch.setattr(store_module, "ROW_GROUP_ROWS", 250)
+    table = pa.table({"event_time": pa.array(range(900), pa.timestamp("us", tz="UTC")),
+                      "event_type": pa.array(["view", "buy"] * 450), "joined": pa.array([True] * 900),
+                      "n": pa.array(range(900), pa.int64())})
+    pq.write_table(table, tmp_path / "old.parquet", row_group_size=100)  # nine groups of 100 rows
+    new = store_module.rewrite_file(str(tmp_path), "old.parquet", store_module.WrittenFile("new.parquet", "1970-01-01"),
+                                    lambda rows: rows.filter(pa.compute.not_equal(rows["event_type"], "buy")))
+    written = pq.ParquetFile(tmp_path / "new.parquet")
+    # runs of two whole groups (200 rows read, 100 kept), the last run one group
+    assert [written.metadata.row_group(g).num_rows for g in range(written.num_row_groups)] == [100, 100, 100, 100, 50]
+    assert written.read().column("n").to_pylist() == list(range(0, 900, 2))
+    assert (new.rows, new.by_event_type, new.joined) == (450, {"view": 450}, 450)
+    assert new.size == (tmp_path / "new.parquet").stat().st_size
+
+
+def test_a_rewrite_that_keeps_no_row_writes_no_file(tmp_path):
+    from eventlake.io.store import WrittenFile, rewrite_file
+
+    pq.write_table(pa.table({"event_time": pa.array([1, 2], pa.timestamp("us", tz="UTC"))}), tmp_path / "old.parquet")
+    new = rewrite_file(str(tmp_path), "old.parquet", WrittenFile("new.parquet", "1970-01-01"), lambda rows: rows.slice(0, 0))
+    assert new.rows == 0 and not (tmp_path / "new.parquet").exists()
