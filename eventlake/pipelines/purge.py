@@ -43,7 +43,7 @@ from eventlake.pipelines.running import (
 )
 from eventlake.pipelines.vacuum import tidy_store
 from eventlake.summaries import PurgeSummary
-from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
+from eventlake.transforms.rewrite import FileChange, RewriteFilesFn, RewriteStoreFiles
 
 
 @dataclass(frozen=True)
@@ -170,8 +170,8 @@ class PurgeEvents(beam.PTransform):
         return (
             pbegin
             | "ListStoreFiles" >> beam.Create(plan.files, reshuffle=True)  # reshuffled: spread over the workers
-            | "PurgeFiles" >> beam.ParDo(_PurgeFilesFn(commit.store, commit.run_id, plan.event_filter, plan.config.force,
-                                                      plan.features))
+            | "PurgeFiles" >> RewriteStoreFiles(_PurgeFilesFn(commit.store, commit.run_id, plan.event_filter,
+                                                             plan.config.force, plan.features))
             | "GatherChanges" >> beam.combiners.ToList()
             | "CommitPurge" >> beam.ParDo(_CommitPurgeFn(plan))
         )

@@ -42,7 +42,7 @@ from eventlake.summaries import RejoinSummary
 from eventlake.transforms.catalog import ReadCatalog, load_catalog
 from eventlake.transforms.fingerprint import content_keys
 from eventlake.transforms.join import join_catalog
-from eventlake.transforms.rewrite import FileChange, RewriteFilesFn
+from eventlake.transforms.rewrite import FileChange, RewriteFilesFn, RewriteStoreFiles
 from eventlake.transforms.summarize import ErrorSummaryFn, no_errors
 
 JOIN_COLUMNS = ["product_details", "joined", "missing_product_ids"]
@@ -182,8 +182,8 @@ class RejoinEvents(beam.PTransform):
         return (
             pbegin
             | "ListStoreFiles" >> beam.Create(plan.files, reshuffle=True)  # reshuffled: spread over the workers
-            | "RejoinFiles" >> beam.ParDo(_RejoinFilesFn(commit.store, commit.run_id, plan.catalog_fields,
-                                                         plan.config.scope), products)
+            | "RejoinFiles" >> RewriteStoreFiles(_RejoinFilesFn(commit.store, commit.run_id, plan.catalog_fields,
+                                                                plan.config.scope), products)
             | "GatherChanges" >> beam.combiners.ToList()
             | "CommitRejoin" >> beam.ParDo(_CommitRejoinFn(plan), products, beam.pvalue.AsSingleton(catalog_errors, default_value=no_errors()))
         )
