@@ -342,7 +342,7 @@ def rewrite_without(store: str, info: WrittenFile, keep: np.ndarray) -> WrittenF
         nonlocal start
         rows = keep[start : start + len(table)]
         start += len(table)
-        return table.filter(pa.array(rows))
+        return keep_rows(table, rows)
 
     new = rewrite_file(store, info.path, WrittenFile(info.path.replace(".parquet", "-d.parquet"), info.date), kept)
     delete_files(store, [info.path])
@@ -387,6 +387,26 @@ def rewrite_file(store: str, path: str, new: WrittenFile, change) -> WrittenFile
     if new.rows:
         new.size = file_size(store, new.path)
     return new
+
+
+MAX_KEPT_SLICES = 256
+
+
+def keep_rows(table: pa.Table, keep: np.ndarray) -> pa.Table:
+    """``table``'s rows where ``keep`` is true, in order.
+
+    A rewrite usually drops a handful of rows (a purged visitor, a few duplicates): the rows
+    between them are kept as zero-copy slices, where a filter copies every nested column (50 ms
+    for a 41k-row file, 15% of its rewrite). Many dropped rows are filtered as usual.
+    """
+    dropped = np.flatnonzero(~keep)
+    if not len(dropped):
+        return table
+    if len(dropped) > MAX_KEPT_SLICES:
+        return table.filter(pa.array(keep))
+    starts, ends = np.concatenate(([0], dropped + 1)), np.concatenate((dropped, [len(keep)]))
+    slices = [table.slice(a, b - a) for a, b in zip(starts, ends, strict=True) if b > a]
+    return pa.concat_tables(slices) if slices else table.slice(0, 0)
 
 
 def consecutive_groups(items: list, size_of, limit: int) -> list[list]:

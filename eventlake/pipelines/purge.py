@@ -29,7 +29,7 @@ from eventlake.config import PurgeConfig
 from eventlake.filters import EqualityTerm, EventFilter, FilterError, TimeTerm, parse_filter
 from eventlake.io import delta_log
 from eventlake.io.delta_log import join_path
-from eventlake.io.store import UNTYPED, delete_files
+from eventlake.io.store import UNTYPED, delete_files, keep_rows
 from eventlake.pipelines.purge_samples import purge_error_samples
 from eventlake.pipelines.rewrite_commit import RewritePlan, commit_rewrite, run_rewrite, run_until_committed
 from eventlake.pipelines.running import (
@@ -71,7 +71,7 @@ class PurgeRows:
                 "by_event_type": {UNTYPED if t["values"] is None else t["values"]: t["counts"] for t in types}}
 
     def apply(self, table: pa.Table) -> pa.Table:
-        return table.filter(pa.array(~self._filter.matches(table)))
+        return keep_rows(table, ~self._filter.matches(table))
 
 
 USER_FIELDS = ("visitorId", "userId")  # a feature record's user_id is both
@@ -106,7 +106,7 @@ class PurgeFeatureRows(PurgeRows):
         return {"changed": int(matched.sum()), "by_event_type": {m["values"]: m["counts"] for m in modules}}
 
     def apply(self, table: pa.Table) -> pa.Table:
-        return table.filter(pa.array(~self._filter.matches(feature_view(table))))
+        return keep_rows(table, ~self._filter.matches(feature_view(table)))
 
 
 def filter_columns(event_filter: EventFilter) -> list[str]:

@@ -72,3 +72,21 @@ def test_a_rewrite_that_keeps_no_row_writes_no_file(tmp_path):
     pq.write_table(pa.table({"event_time": pa.array([1, 2], pa.timestamp("us", tz="UTC"))}), tmp_path / "old.parquet")
     new = rewrite_file(str(tmp_path), "old.parquet", WrittenFile("new.parquet", "1970-01-01"), lambda rows: rows.slice(0, 0))
     assert new.rows == 0 and not (tmp_path / "new.parquet").exists()
+
+
+def test_keep_rows_gives_the_kept_rows_in_order_however_many_go(monkeypatch):
+    import numpy as np
+
+    from eventlake.io import store as store_module
+
+    table = pa.table({"n": pa.array(range(50), pa.int64()),
+                      "items": pa.array([[{"id": str(i)}] if i % 3 else None for i in range(50)])})
+    rng = np.random.default_rng(7)
+    cases = [np.ones(50, bool), np.zeros(50, bool), np.arange(50) != 0, np.arange(50) != 49,
+             np.isin(np.arange(50), [3, 4, 5, 20], invert=True), rng.random(50) < 0.5]
+    for limit in (256, 2):  # slices, and a filter once more rows go than the limit
+        monkeypatch.setattr(store_module, "MAX_KEPT_SLICES", limit)
+        for keep in cases:
+            kept = store_module.keep_rows(table, keep)
+            assert kept.to_pylist() == table.filter(pa.array(keep)).to_pylist()
+            assert kept.schema == table.schema
