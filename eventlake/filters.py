@@ -20,8 +20,8 @@ from typing import NoReturn
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.acero as acero
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from eventlake.io.store import file_joined_rows, file_rows
 
@@ -150,7 +150,12 @@ class EventFilter:
         for i, term in enumerate(self.terms):
             if isinstance(term, EqualityTerm) and term.field == "productId":
                 table = table.append_column(f"_product_{i}", names_any_product(table.column("product_details"), term.values))
-        mask = ds.dataset(table).to_table(columns={"m": self.expression()}).column("m")
+        # A one-node Acero plan on this thread: a dataset scan cost six times as much per file.
+        plan = acero.Declaration.from_sequence([
+            acero.Declaration("table_source", acero.TableSourceNodeOptions(table)),
+            acero.Declaration("project", acero.ProjectNodeOptions([self.expression()], ["m"])),
+        ])
+        mask = plan.to_table(use_threads=False).column("m")
         return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
     def may_match_file(self, add: dict) -> bool:

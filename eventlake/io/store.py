@@ -283,7 +283,8 @@ def read_columns(store: str, relative_path: str, columns: list[str] | None = Non
     path = join_path(store, relative_path)
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            return pq.read_table(pa.PythonFile(handle, mode="r"), columns=columns)
+            # ParquetFile.read: read_table's dataset scan cost a quarter more for a few columns
+            return pq.ParquetFile(pa.PythonFile(handle, mode="r")).read(columns=columns)
     except Exception as exc:
         if is_missing(exc):
             raise FileNotFoundError(path) from None
