@@ -284,7 +284,7 @@ def read_columns(store: str, relative_path: str, columns: list[str] | None = Non
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             # ParquetFile.read: read_table's dataset scan cost a quarter more for a few columns
-            return pq.ParquetFile(pa.PythonFile(handle, mode="r")).read(columns=columns)
+            return pq.ParquetFile(pa.PythonFile(handle, mode="r")).read(columns=columns, use_threads=False)
     except Exception as exc:
         if is_missing(exc):
             raise FileNotFoundError(path) from None
@@ -373,7 +373,7 @@ def rewrite_file(store: str, path: str, new: WrittenFile, change) -> WrittenFile
         writer = handle = None
         try:
             for run in runs:
-                table = change(parquet.read_row_groups(run))
+                table = change(parquet.read_row_groups(run, use_threads=False))
                 if not len(table):
                     continue
                 if writer is None:
