@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -12,6 +13,23 @@ from eventlake.formats.lines import split_lines
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RETAIL = SHARED_DATA / "google-retail"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temp_files_in_the_session_folder(tmp_path_factory):
+    """The system temp dir of the tests and the jobs they start is a folder of this session.
+
+    Beam makes an empty ``beam-pipeline-temp*`` folder there for every pipeline and removes it
+    when the run ends; the jobs the fault tests kill never get there. Those belong to pytest's
+    own folders (which it prunes), not to the machine's /tmp.
+    """
+    folder = tmp_path_factory.mktemp("system-temp")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(folder))
+    patch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    yield folder
+    patch.undo()
+    tempfile.tempdir = None
 
 
 @pytest.fixture
