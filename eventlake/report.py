@@ -99,7 +99,7 @@ def gather(store: str, files: list[dict], schema: pa.Schema, history: list[tuple
     low = high = None
     far_past = pd.Timestamp(now) - pd.DateOffset(years=FAR_PAST_YEARS)
     for add in files:
-        for batch in read_file_batches(store, add, wanted):
+        for batch in read_file_batches(store, add, wanted, use_threads=True):
             table = pa.Table.from_batches([batch])
             data.events += len(table)
             per_day.append(table.group_by([PARTITION_COLUMN, "event_type"]).aggregate([([], "count_all")]))

@@ -166,11 +166,14 @@ def select_files(store: str, event_filter: EventFilter | None = None, version: i
 
 
 def read_file_batches(store: str, add: dict, schema: pa.Schema, event_filter: EventFilter | None = None,
-                      since_version: int | None = None) -> Iterator[pa.RecordBatch]:
+                      since_version: int | None = None, use_threads: bool = False) -> Iterator[pa.RecordBatch]:
     """The rows of one data file that pass the filter, a row group at a time, as ``schema``.
 
     A column the file lacks (one added to the store after the file was written) reads as null;
     the partition column comes from the log. ``StoreChanged`` when the file is gone.
+    ``use_threads``: decode columns on Arrow's thread pool, for a reader alone in its process;
+    pipeline workers read on their own thread (each has a CPU, and the pool made them contend:
+    a 5M export took 8% longer).
     """
     if since_version is not None:
         brought_in = imported_version(add)
@@ -193,7 +196,8 @@ def read_file_batches(store: str, add: dict, schema: pa.Schema, event_filter: Ev
             # A column with no value in these row groups is not read (it reads as null, and an
             # empty list as null too): a third of an export's reading was of such columns.
             empty = set.intersection(*(_valueless_columns(parquet.metadata.row_group(g)) for g in chunk))
-            table = parquet.read_row_groups(chunk, columns=[p for p in read if p.split(".")[0] not in empty])
+            table = parquet.read_row_groups(chunk, columns=[p for p in read if p.split(".")[0] not in empty],
+                                            use_threads=use_threads)
             if event_filter is not None:
                 table = table.filter(pa.array(event_filter.matches(table)))
             if not len(table):
@@ -335,6 +339,6 @@ def read_events_table(store: str, filter: str | None = None, columns: list[str] 
     event_filter = parse_filter(filter) if filter else None
     selection = select_files(store, event_filter, version, since_version, columns)
     batches = [b for add in selection.files
-               for b in read_file_batches(store, add, selection.schema, event_filter, since_version)]
+               for b in read_file_batches(store, add, selection.schema, event_filter, since_version, use_threads=True)]
     return pa.Table.from_batches(batches, schema=selection.schema)
 
