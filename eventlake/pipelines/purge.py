@@ -62,13 +62,16 @@ class PurgeRows:
 
     def __init__(self, event_filter: EventFilter):
         self._filter = event_filter
-        self.columns = filter_columns(event_filter)
+        self.columns = sorted(event_filter.columns)
+        self.detail_columns = ["event_type"]  # the breakdown, read for matched files only
 
     def inspect(self, table: pa.Table) -> dict:
+        return {"changed": int(self._filter.matches(table).sum())}
+
+    def detail(self, table: pa.Table) -> dict:
         matched = self._filter.matches(table)
         types = pc.value_counts(table.column("event_type").filter(pa.array(matched)).combine_chunks()).to_pylist()
-        return {"changed": int(matched.sum()),
-                "by_event_type": {UNTYPED if t["values"] is None else t["values"]: t["counts"] for t in types}}
+        return {"by_event_type": {UNTYPED if t["values"] is None else t["values"]: t["counts"] for t in types}}
 
     def apply(self, table: pa.Table) -> pa.Table:
         return keep_rows(table, ~self._filter.matches(table))
@@ -98,20 +101,19 @@ class PurgeFeatureRows(PurgeRows):
 
     def __init__(self, event_filter: EventFilter):
         self._filter = event_filter
-        self.columns = ["event_time", "module", "user_id"]
+        self.columns = ["event_time", "user_id"]
+        self.detail_columns = ["module"]
 
     def inspect(self, table: pa.Table) -> dict:
+        return {"changed": int(self._filter.matches(feature_view(table)).sum())}
+
+    def detail(self, table: pa.Table) -> dict:
         matched = self._filter.matches(feature_view(table))
         modules = pc.value_counts(table.column("module").filter(pa.array(matched)).combine_chunks()).to_pylist()
-        return {"changed": int(matched.sum()), "by_event_type": {m["values"]: m["counts"] for m in modules}}
+        return {"by_event_type": {m["values"]: m["counts"] for m in modules}}
 
     def apply(self, table: pa.Table) -> pa.Table:
         return keep_rows(table, ~self._filter.matches(feature_view(table)))
-
-
-def filter_columns(event_filter: EventFilter) -> list[str]:
-    """The stored columns the filter reads (and ``event_type``, for the breakdown)."""
-    return sorted({"event_type", *event_filter.columns})
 
 
 class _PurgeFilesFn(RewriteFilesFn):

@@ -98,3 +98,26 @@ def test_the_files_to_rewrite_are_shared_by_the_workers(tmp_path):
         _ = p | beam.Create(adds, reshuffle=False) | RewriteStoreFiles(_RecordingFn(str(store), "v60", str(log)))
     threads = log.read_text().split()
     assert len(threads) == 2 and threads[0] != threads[1]
+
+
+def test_a_purge_reads_event_types_only_for_the_files_it_changes(tmp_path, monkeypatch):
+    """The look at every file reads the filter's columns; the breakdown by event type is read
+    for the files with matching rows alone, and counts exactly the matching rows."""
+    from eventlake.filters import parse_filter
+    from eventlake.pipelines.purge import PurgeRows
+    from eventlake.transforms import rewrite
+
+    make_events(tmp_path / "a.jsonl", 250, bad_every=0)
+    store = tmp_path / "store"
+    assert main(["import", "--events", str(tmp_path / "a.jsonl"), "--store", str(store), "--no-report"]) == 0
+    reads = []
+    real = rewrite.read_columns
+    monkeypatch.setattr(rewrite, "read_columns", lambda s, path, columns: reads.append((path, columns)) or real(s, path, columns))
+    rows = PurgeRows(parse_filter('visitorId = "v60"'))
+    changes = [rewrite.inspect_store_file(str(store), add, rows) for add in delta_log.read_snapshot(str(store)).files.values()]
+    changed = {c.add["path"] for c in changes if c.changed}
+    assert len(changed) == 2 and len(changes) == 3
+    assert sorted(c for _, c in reads if c != ["visitor_id"]) == [["visitor_id", "event_type"]] * 2
+    assert {p for p, c in reads if "event_type" in c} == changed
+    assert sum(sum(c.counts.get("by_event_type", {}).values()) for c in changes) == 2  # events 60 and 157
+    assert all(c.counts["by_event_type"] == {"detail-page-view": 1} for c in changes if c.changed)
