@@ -33,6 +33,7 @@ MAX_FILE_ROWS = 2_000_000
 # (about 600 bytes per column) until its file closes; with many dates open and small row
 # groups that grew by about 3 MB per million events, so files close before it does.
 MAX_OPEN_ROW_GROUPS = 512
+MAX_KEPT_SLICES = 256  # a rewrite dropping more rows than this filters them out instead (keep_rows)
 
 
 UNTYPED = "(no event type)"  # the summary's name for events whose source gives no type
@@ -388,9 +389,6 @@ def rewrite_file(store: str, path: str, new: WrittenFile, change) -> WrittenFile
     if new.rows:
         new.size = file_size(store, new.path)
     return new
-
-
-MAX_KEPT_SLICES = 256
 
 
 def keep_rows(table: pa.Table, keep: np.ndarray) -> pa.Table:

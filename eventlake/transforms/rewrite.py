@@ -63,11 +63,13 @@ def change_store_file(store: str, run_id: str, add: dict, change: RowChange, wri
 def inspect_store_file(store: str, add: dict, change: RowChange) -> FileChange:
     """One file's counts, from the columns ``change`` needs; vanished when the file is gone."""
     try:
-        counts = change.inspect(read_columns(store, add["path"], change.columns))
+        table = read_columns(store, add["path"], change.columns)
+        counts = change.inspect(table)
         more = getattr(change, "detail_columns", None)
         if more and counts.get("changed"):
-            columns = list(dict.fromkeys([*change.columns, *more]))
-            counts.update(change.detail(read_columns(store, add["path"], columns)))
+            if change.columns is not None:  # else the look read every column already
+                table = read_columns(store, add["path"], list(dict.fromkeys([*change.columns, *more])))
+            counts.update(change.detail(table))
     except FileNotFoundError:
         return FileChange(add, {"vanished": 1})
     return FileChange(add, counts)
