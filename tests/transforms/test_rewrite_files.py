@@ -121,3 +121,28 @@ def test_a_purge_reads_event_types_only_for_the_files_it_changes(tmp_path, monke
     assert {p for p, c in reads if "event_type" in c} == changed
     assert sum(sum(c.counts.get("by_event_type", {}).values()) for c in changes) == 2  # events 60 and 157
     assert all(c.counts["by_event_type"] == {"detail-page-view": 1} for c in changes if c.changed)
+
+
+def test_a_look_at_every_column_gives_its_detail_from_the_same_read(tmp_path, monkeypatch):
+    from eventlake.transforms import rewrite
+
+    make_events(tmp_path / "a.jsonl", 30, bad_every=0)
+    store = tmp_path / "store"
+    assert main(["import", "--events", str(tmp_path / "a.jsonl"), "--store", str(store), "--no-report"]) == 0
+    add = next(iter(delta_log.read_snapshot(str(store)).files.values()))
+    reads = []
+    real = rewrite.read_columns
+    monkeypatch.setattr(rewrite, "read_columns", lambda s, path, columns: reads.append(columns) or real(s, path, columns))
+
+    class _Everything:
+        columns = None
+        detail_columns = ["event_type"]
+
+        def inspect(self, table):
+            return {"changed": len(table)}
+
+        def detail(self, table):
+            return {"session_ids": len(set(table.column("session_id").to_pylist()))}
+
+    change = rewrite.inspect_store_file(str(store), add, _Everything())
+    assert reads == [None] and change.counts["session_ids"] == change.counts["changed"] > 0
