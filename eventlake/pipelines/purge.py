@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -65,16 +66,19 @@ class PurgeRows:
         self.columns = sorted(event_filter.columns)
         self.detail_columns = ["event_type"]  # the breakdown, read for matched files only
 
+    def matched(self, table: pa.Table) -> np.ndarray:
+        return self._filter.matches(table)
+
     def inspect(self, table: pa.Table) -> dict:
-        return {"changed": int(self._filter.matches(table).sum())}
+        return {"changed": int(self.matched(table).sum())}
 
     def detail(self, table: pa.Table) -> dict:
-        matched = self._filter.matches(table)
-        types = pc.value_counts(table.column("event_type").filter(pa.array(matched)).combine_chunks()).to_pylist()
-        return {"by_event_type": {UNTYPED if t["values"] is None else t["values"]: t["counts"] for t in types}}
+        kinds = table.column(self.detail_columns[0]).filter(pa.array(self.matched(table))).combine_chunks()
+        counts = pc.value_counts(kinds).to_pylist()
+        return {"by_event_type": {UNTYPED if c["values"] is None else c["values"]: c["counts"] for c in counts}}
 
     def apply(self, table: pa.Table) -> pa.Table:
-        return keep_rows(table, ~self._filter.matches(table))
+        return keep_rows(table, ~self.matched(table))
 
 
 USER_FIELDS = ("visitorId", "userId")  # a feature record's user_id is both
@@ -97,23 +101,16 @@ def feature_view(table: pa.Table) -> pa.Table:
 
 
 class PurgeFeatureRows(PurgeRows):
-    """A features table file's rows without the ones the filter matches (by user and time)."""
+    """A features table file's rows without the ones the filter matches (by user and time),
+    counted by module."""
 
     def __init__(self, event_filter: EventFilter):
         self._filter = event_filter
         self.columns = ["event_time", "user_id"]
         self.detail_columns = ["module"]
 
-    def inspect(self, table: pa.Table) -> dict:
-        return {"changed": int(self._filter.matches(feature_view(table)).sum())}
-
-    def detail(self, table: pa.Table) -> dict:
-        matched = self._filter.matches(feature_view(table))
-        modules = pc.value_counts(table.column("module").filter(pa.array(matched)).combine_chunks()).to_pylist()
-        return {"by_event_type": {m["values"]: m["counts"] for m in modules}}
-
-    def apply(self, table: pa.Table) -> pa.Table:
-        return keep_rows(table, ~self._filter.matches(feature_view(table)))
+    def matched(self, table: pa.Table) -> np.ndarray:
+        return self._filter.matches(feature_view(table))
 
 
 class _PurgeFilesFn(RewriteFilesFn):
