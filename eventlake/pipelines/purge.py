@@ -58,6 +58,12 @@ class PurgePlan:
     features: bool = False  # the plan purges the features table, not the events
 
 
+USER_FIELDS = ("visitorId", "userId")  # a feature record's user_id is both
+# Filter fields -> the stored columns with Bloom filters (eventlake.io.bloom) that hold them.
+BLOOM_FIELDS = {"visitorId": "visitor_id", "userId": "user_info.user_id"}
+FEATURE_BLOOM_FIELDS = dict.fromkeys(USER_FIELDS, "user_id")
+
+
 class PurgeRows:
     """A file's rows without the ones the filter matches."""
 
@@ -65,6 +71,7 @@ class PurgeRows:
         self._filter = event_filter
         self.columns = sorted(event_filter.columns)
         self.detail_columns = ["event_type"]  # the breakdown, read for matched files only
+        self.holding = event_filter.required_values(BLOOM_FIELDS) or None
 
     def matched(self, table: pa.Table) -> np.ndarray:
         return self._filter.matches(table)
@@ -79,9 +86,6 @@ class PurgeRows:
 
     def apply(self, table: pa.Table) -> pa.Table:
         return keep_rows(table, ~self.matched(table))
-
-
-USER_FIELDS = ("visitorId", "userId")  # a feature record's user_id is both
 
 
 def outside_features(event_filter: EventFilter) -> str | None:
@@ -108,6 +112,7 @@ class PurgeFeatureRows(PurgeRows):
         self._filter = event_filter
         self.columns = ["event_time", "user_id"]
         self.detail_columns = ["module"]
+        self.holding = event_filter.required_values(FEATURE_BLOOM_FIELDS) or None
 
     def matched(self, table: pa.Table) -> np.ndarray:
         return self._filter.matches(feature_view(table))
@@ -142,8 +147,9 @@ class _CommitPurgeFn(beam.DoFn):
             "purged_by_event_type": dict(sorted(by_type.items())),
             "files_total": plan.files_total,
             "files_scanned": len(changes),
+            "files_ruled_out": sum(1 for c in changes if c.counts.get("ruled_out")),  # by Bloom filters, unread
             "files_rewritten": sum(1 for c in changes if c.changed),
-            "bytes_scanned": sum(int(c.add.get("size", 0)) for c in changes),
+            "bytes_scanned": sum(int(c.add.get("size", 0)) for c in changes if not c.counts.get("ruled_out")),
         }
         # Samples first: a purge that then fails to commit has only removed diagnostics, and a rerun
         # finds no sample left; a purge that committed has never left a sample behind.

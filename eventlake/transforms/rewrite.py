@@ -28,6 +28,9 @@ class RowChange(Protocol):
     """
 
     columns: list[str] | None  # the columns ``inspect`` needs (None: all)
+    # (column path, values) pairs that every row to change has, or None: a file whose Bloom
+    # filters rule a pair out has no row to change and is not read (a purge of one visitor).
+    holding: list[tuple[str, tuple[str, ...]]] | None
 
     def inspect(self, table: pa.Table) -> dict:
         """Counts for the summary; ``changed`` (rows that would change) decides the rewrite."""
@@ -61,14 +64,21 @@ def change_store_file(store: str, run_id: str, add: dict, change: RowChange, wri
 
 
 def inspect_store_file(store: str, add: dict, change: RowChange) -> FileChange:
-    """One file's counts, from the columns ``change`` needs; vanished when the file is gone."""
+    """One file's counts, from the columns ``change`` needs; vanished when the file is gone.
+
+    With ``change.holding``, only the row groups that may hold it are read; a file that has
+    none counts ``{"changed": 0, "ruled_out": 1}``.
+    """
+    holding = getattr(change, "holding", None)
     try:
-        table = read_columns(store, add["path"], change.columns)
+        table = read_columns(store, add["path"], change.columns, holding)
+        if table is None:
+            return FileChange(add, {"changed": 0, "ruled_out": 1})
         counts = change.inspect(table)
         more = getattr(change, "detail_columns", None)
         if more and counts.get("changed"):
             if change.columns is not None:  # else the look read every column already
-                table = read_columns(store, add["path"], list(dict.fromkeys([*change.columns, *more])))
+                table = read_columns(store, add["path"], list(dict.fromkeys([*change.columns, *more])), holding)
             counts.update(change.detail(table))
     except FileNotFoundError:
         return FileChange(add, {"vanished": 1})

@@ -300,3 +300,45 @@ def test_a_rejoin_that_would_unjoin_most_events_needs_allow_mass_unjoin(store, c
     assert cli("rejoin", "--store", store / "store", "--catalog", few, "--allow-mass-unjoin") == 0
     rows = stored_rows(store / "store")
     assert {r["product_details"][0]["product"]["id"] for r in rows if r["joined"]} == {"p1", "p2"}
+
+
+def _visitors_by_day(path, days: int = 10, per_day: int = 200):
+    """Each day's events come from that day's own visitors and users: one day's file alone holds a visitor."""
+    lines = [json.dumps({"eventType": "home-page-view", "visitorId": f"v{d}-{i % 20}", "sessionId": f"s{d}-{i}",
+                         "eventTime": f"2024-05-{1 + d:02d}T08:{i % 60:02d}:00Z",
+                         **({"userInfo": {"userId": f"u{d}-{i % 7}"}} if i % 2 else {})})
+             for d in range(days) for i in range(per_day)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("expression", ['visitorId = "v3-5"', 'userId = "u6-3"',
+                                        'visitorId = ("v1-2" OR "v8-4") eventType = home-page-view'])
+def test_a_purge_reads_only_the_files_whose_bloom_filters_may_hold_the_user(tmp_path, monkeypatch, expression):
+    """A store written with Bloom filters and one written without purge the same rows; the first
+    reads the columns of the files that may hold the user only, and counts the others."""
+    from eventlake.io import bloom
+
+    _visitors_by_day(tmp_path / "events.jsonl")
+    with_blooms, without = tmp_path / "with", tmp_path / "without"
+    assert cli("import", "--events", tmp_path / "events.jsonl", "--store", with_blooms, "--no-report") == 0
+    monkeypatch.setattr(bloom, "BLOOM_COLUMNS", ())
+    assert cli("import", "--events", tmp_path / "events.jsonl", "--store", without, "--no-report") == 0
+    monkeypatch.undo()
+    assert pq.ParquetFile(next(with_blooms.rglob("*.parquet"))).metadata.row_group(0).column(3).bloom_filter_offset
+    before = len(stored_rows(with_blooms))
+    summaries = {}
+    for store in (with_blooms, without):
+        dry = run_purge(PurgeConfig(store=str(store), filter=expression))
+        done = run_purge(PurgeConfig(store=str(store), filter=expression, force=True))
+        assert (dry["purged"], dry["files_ruled_out"], dry["bytes_scanned"]) == (
+            done["purged"], done["files_ruled_out"], done["bytes_scanned"])
+        summaries[store.name] = done
+    hit, plain = summaries["with"], summaries["without"]
+    assert hit["purged"] == plain["purged"] > 0 and hit["files_rewritten"] == plain["files_rewritten"]
+    assert hit["files_scanned"] == plain["files_scanned"] == 10 and plain["files_ruled_out"] == 0
+    # Each day is one file of one row group; with 5% false positives, most of the others are ruled out.
+    assert hit["files_rewritten"] + hit["files_ruled_out"] >= 8 and hit["bytes_scanned"] < plain["bytes_scanned"]
+    rows = stored_rows(with_blooms)
+    assert len(rows) == before - hit["purged"]
+    key = lambda r: r["event_fingerprint"]  # noqa: E731
+    assert sorted(rows, key=key) == sorted(stored_rows(without), key=key)

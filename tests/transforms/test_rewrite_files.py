@@ -112,7 +112,8 @@ def test_a_purge_reads_event_types_only_for_the_files_it_changes(tmp_path, monke
     assert main(["import", "--events", str(tmp_path / "a.jsonl"), "--store", str(store), "--no-report"]) == 0
     reads = []
     real = rewrite.read_columns
-    monkeypatch.setattr(rewrite, "read_columns", lambda s, path, columns: reads.append((path, columns)) or real(s, path, columns))
+    monkeypatch.setattr(rewrite, "read_columns", lambda s, path, columns, holding=None: reads.append((path, columns))
+                        or real(s, path, columns, holding))
     rows = PurgeRows(parse_filter('visitorId = "v60"'))
     changes = [rewrite.inspect_store_file(str(store), add, rows) for add in delta_log.read_snapshot(str(store)).files.values()]
     changed = {c.add["path"] for c in changes if c.changed}
@@ -132,7 +133,8 @@ def test_a_look_at_every_column_gives_its_detail_from_the_same_read(tmp_path, mo
     add = next(iter(delta_log.read_snapshot(str(store)).files.values()))
     reads = []
     real = rewrite.read_columns
-    monkeypatch.setattr(rewrite, "read_columns", lambda s, path, columns: reads.append(columns) or real(s, path, columns))
+    monkeypatch.setattr(rewrite, "read_columns",
+                        lambda s, path, columns, holding=None: reads.append(columns) or real(s, path, columns, holding))
 
     class _Everything:
         columns = None
