@@ -49,6 +49,7 @@ from eventlake.pipelines.running import (
 from eventlake.schema import CATALOG_FIELD_TYPES
 from eventlake.summaries import ExportSummary
 from eventlake.transforms.catalog import ReadCatalog, load_catalog, read_catalog
+from eventlake.transforms.gather import ApplyToAll
 from eventlake.transforms.read_store import (
     ReadStoreFileFn,
     StoreSelection,
@@ -381,8 +382,7 @@ class ExportEvents(beam.PTransform):
             pbegin
             | "ListShards" >> beam.Create(plan.shards, reshuffle=True)
             | "WriteShards" >> beam.ParDo(_WriteShardFn(plan, columns_schema(store_schema, columns)), **side)
-            | "GatherShards" >> beam.combiners.ToList()
-            | "FinishExport" >> beam.ParDo(_FinishExportFn(plan), **finish_side)
+            | "FinishExport" >> ApplyToAll(_FinishExportFn(plan), **finish_side)
         )
 
 

@@ -44,6 +44,7 @@ from eventlake.summaries import ImportSummary
 from eventlake.transforms.catalog import CatalogFile, ReadCatalog
 from eventlake.transforms.dedupe import DropDuplicates
 from eventlake.transforms.fingerprint import FingerprintEvents
+from eventlake.transforms.gather import ApplyToAll
 from eventlake.transforms.join import JoinCatalog
 from eventlake.transforms.parse import STATS
 from eventlake.transforms.read_events import ReadEvents, all_suffixes, plan_ranges
@@ -199,8 +200,7 @@ class WriteToEventStore(beam.PTransform):
             side["rejects"] = beam.pvalue.AsList(parts | "GatherRejects" >> beam.Flatten())
         return (
             written
-            | "GatherWrittenFiles" >> beam.combiners.ToList()
-            | "CommitImport" >> beam.ParDo(
+            | "CommitImport" >> ApplyToAll(
                 _CommitFn(plan),
                 beam.pvalue.AsList(inputs["stats"]),
                 beam.pvalue.AsSingleton(error_summary),

@@ -44,6 +44,7 @@ from eventlake.pipelines.running import (
 )
 from eventlake.pipelines.vacuum import tidy_store
 from eventlake.summaries import PurgeSummary
+from eventlake.transforms.gather import ApplyToAll
 from eventlake.transforms.rewrite import FileChange, RewriteFilesFn, RewriteStoreFiles
 
 
@@ -177,8 +178,7 @@ class PurgeEvents(beam.PTransform):
             | "ListStoreFiles" >> beam.Create(plan.files, reshuffle=True)  # reshuffled: spread over the workers
             | "PurgeFiles" >> RewriteStoreFiles(_PurgeFilesFn(commit.store, commit.run_id, plan.event_filter,
                                                              plan.config.force, plan.features))
-            | "GatherChanges" >> beam.combiners.ToList()
-            | "CommitPurge" >> beam.ParDo(_CommitPurgeFn(plan))
+            | "CommitPurge" >> ApplyToAll(_CommitPurgeFn(plan))
         )
 
 

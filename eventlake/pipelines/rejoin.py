@@ -41,6 +41,7 @@ from eventlake.schema import CATALOG_FIELD_TYPES
 from eventlake.summaries import RejoinSummary
 from eventlake.transforms.catalog import ReadCatalog, load_catalog
 from eventlake.transforms.fingerprint import content_keys
+from eventlake.transforms.gather import ApplyToAll
 from eventlake.transforms.join import join_catalog
 from eventlake.transforms.rewrite import FileChange, RewriteFilesFn, RewriteStoreFiles
 from eventlake.transforms.summarize import ErrorSummaryFn, no_errors
@@ -184,8 +185,8 @@ class RejoinEvents(beam.PTransform):
             | "ListStoreFiles" >> beam.Create(plan.files, reshuffle=True)  # reshuffled: spread over the workers
             | "RejoinFiles" >> RewriteStoreFiles(_RejoinFilesFn(commit.store, commit.run_id, plan.catalog_fields,
                                                                 plan.config.scope), products)
-            | "GatherChanges" >> beam.combiners.ToList()
-            | "CommitRejoin" >> beam.ParDo(_CommitRejoinFn(plan), products, beam.pvalue.AsSingleton(catalog_errors, default_value=no_errors()))
+            | "CommitRejoin" >> ApplyToAll(_CommitRejoinFn(plan), products,
+                                           beam.pvalue.AsSingleton(catalog_errors, default_value=no_errors()))
         )
 
 
