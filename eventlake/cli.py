@@ -8,6 +8,7 @@ anything else is refused with the closest known flag. Expected failures print on
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
@@ -650,20 +651,26 @@ def format_summary(summary: Mapping) -> str:
 
 
 def entry_point() -> None:
-    """The ``eventlake`` command: ``main``, then exit. After Ctrl-C the process exits at once:
-    an interrupted pipeline can leave a Beam worker thread (not a daemon) waiting for work that
-    never comes, and a normal exit would wait for it forever (seen once in about thirty runs of
-    the Ctrl-C test). Clean-up has run by then, and the streams are flushed first."""
+    """The ``eventlake`` command: ``main``, then exit at once, without the interpreter's
+    teardown. The job is over by then (committed or cleaned up, its summary written, no file
+    left open), and tearing down the modules Beam brings in took 0.3 s of every run, a seventh
+    of a purge. The exit hooks (``atexit``: logging's flush among them) run first and the
+    streams are flushed. After Ctrl-C the hooks are skipped too: an interrupted pipeline can
+    leave a Beam worker thread (not a daemon) waiting for work that never comes, and a normal
+    exit would wait for it forever (seen once in about thirty runs of the Ctrl-C test)."""
     code = main()
-    if _Interrupt.seen:
-        for stream in (sys.stdout, sys.stderr, _Interrupt.stderr):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
-    sys.exit(code)
+    if not _Interrupt.seen:
+        run_exit_hooks = getattr(atexit, "_run_exitfuncs", None)  # CPython's; elsewhere, a normal exit
+        if run_exit_hooks is None:
+            sys.exit(code)
+        run_exit_hooks()
+    for stream in (sys.stdout, sys.stderr, _Interrupt.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -185,3 +185,30 @@ def test_a_purge_interrupted_around_its_commit_keeps_no_superseded_file(inputs, 
     referenced = {os.path.relpath(uri.removeprefix("file://"), store) for uri in table.file_uris()}
     on_disk = {str(p.relative_to(store)) for p in store.rglob("*.parquet")}
     assert on_disk == referenced  # the interrupted run cleaned up after itself
+
+
+EXIT_PROBE = """
+import atexit, sys
+from eventlake.cli import entry_point
+marker, sys.argv = sys.argv[1], ["eventlake", *sys.argv[2:]]
+atexit.register(lambda: open(marker, "w").write("hooks ran"))
+print("before the job", end="")  # buffered: the exit must flush it
+entry_point()
+"""
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_the_command_exits_with_its_code_after_its_exit_hooks_and_output(inputs, tmp_path, ok):
+    """The command ends without the interpreter's teardown: the code, the buffered output and
+    the exit hooks (atexit) must all still be there."""
+    args = _import_args(inputs) if ok else ["import", "--events", str(tmp_path / "missing.jsonl"), "--store",
+                                            str(tmp_path / "store")]
+    marker = tmp_path / "hooks"
+    done = subprocess.run([sys.executable, "-c", EXIT_PROBE, str(marker), *args], capture_output=True, text=True,
+                          timeout=120)
+    assert (done.returncode == 0) == ok, done.stderr
+    assert done.stdout.startswith("before the job") and marker.read_text() == "hooks ran"
+    if ok:
+        assert "stored" in done.stdout and done.stderr == ""
+    else:
+        assert done.returncode == 1 and "missing.jsonl" in done.stderr and "Traceback" not in done.stderr
