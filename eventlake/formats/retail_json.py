@@ -78,6 +78,7 @@ def _arrow_type(spec) -> pa.DataType:
 
 
 DIALECT_SCHEMA = pa.schema([(name, _arrow_type(spec)) for name, spec in SPEC.items()])
+_NUMBER_COLUMNS = [f.name for f in DIALECT_SCHEMA if "double" in str(f.type)]  # fields that hold numbers
 _DIALECT_NAMES = frozenset(DIALECT_SCHEMA.names)
 _STRICT_OPTIONS = pj.ParseOptions(explicit_schema=DIALECT_SCHEMA, unexpected_field_behavior="error")
 _ROW_ERROR = re.compile(r"in row (\d+)")
@@ -86,8 +87,7 @@ _ROW_ERROR = re.compile(r"in row (\d+)")
 # Plain substring searches run at memory speed; other quirks (numbers as strings, snake_case,
 # other spacing) are still caught, by the reader's error or by unknown-field detection.
 # One scan of the whole block per marker: the name alone catches attributes with any spacing.
-# Arrow's reader takes bare NaN and Infinity as numbers; the slow path rejects them as not finite.
-_QUIRKS = (b'"productDetails":{', b'"productDetails": {', b'"attributes"', b"NaN", b"Infinity")
+_QUIRKS = (b'"productDetails":{', b'"productDetails": {', b'"attributes"')
 _SUB_MICROSECOND = r"(\.\d{6})\d{1,3}"
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 
@@ -149,7 +149,7 @@ def parse_block(block: LineBlock, fields: FastFields | None = None) -> tuple[pa.
     tables, table_rows = [], []
     fast_rows = np.flatnonzero(~slow & ~rejected)
     for rows, table in _read_fast(block, fast_rows, slow, fields):
-        extra = _rows_with_unknown_fields(table)
+        extra = _rows_with_unknown_fields(table) | _rows_with_non_finite_numbers(table)
         if extra.any():
             slow[rows[extra]] = True
             keep = np.flatnonzero(~extra)
@@ -254,6 +254,31 @@ def _rows_with_unknown_fields(table: pa.Table) -> np.ndarray:
         else:
             mask |= _extra_in(column, DIALECT_SCHEMA.field(name).type)
     return mask
+
+
+def _rows_with_non_finite_numbers(table: pa.Table) -> np.ndarray:
+    """Rows with a NaN or an infinity in a number field: Arrow's reader takes bare ``NaN`` and
+    ``Infinity`` as numbers, and the slow path rejects them by field, as not finite. A check of
+    the few number columns after the read costs less than a scan of the block for the words."""
+    mask = np.zeros(table.num_rows, dtype=bool)
+    for name in _NUMBER_COLUMNS:
+        column = table.column(name)
+        if column.null_count < len(column):
+            mask |= _non_finite_in(column.combine_chunks())
+    return mask
+
+
+def _non_finite_in(array: pa.Array) -> np.ndarray:
+    if pa.types.is_floating(array.type):
+        return pc.fill_null(pc.invert(pc.is_finite(array)), False).to_numpy(zero_copy_only=False)
+    if pa.types.is_struct(array.type):
+        mask = np.zeros(len(array), dtype=bool)
+        for i in range(array.type.num_fields):
+            mask |= _non_finite_in(array.field(i))
+        return mask
+    if pa.types.is_list(array.type):
+        return list_any(array, _non_finite_in(array.flatten()))
+    return np.zeros(len(array), dtype=bool)
 
 
 def _extra_in(array: pa.Array, expected: pa.DataType) -> np.ndarray:
