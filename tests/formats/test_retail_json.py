@@ -176,3 +176,11 @@ def test_up_to_nine_fraction_digits_are_stored_at_microseconds(text, stored):
 def test_ten_fraction_digits_are_still_refused():
     _, errors = parse(line(eventTime="2022-02-23T10:27:42.1234567890Z"))
     assert [e["reason"] for e in errors] == ["INVALID_EVENT_TIME"]
+
+
+def test_a_bare_inf_is_not_json_and_is_refused():
+    """Arrow's reader takes ``Inf`` too (no JSON parser does): the row is refused, never stored
+    with an infinite revenue."""
+    raw = line(**PURCHASE).replace(b'"quantity": 1}]', b'"quantity": 1}], "purchaseTransaction": {"revenue": Inf}')
+    batch, errors = parse(raw)
+    assert batch.num_rows == 0 and [e["reason"] for e in errors] == ["INVALID_JSON"]
