@@ -11,6 +11,7 @@ times as much for no gain.
 from __future__ import annotations
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
@@ -24,8 +25,22 @@ _LENGTH_PREFIXES = pa.array([f"{n}:" for n in range(4096)])
 
 
 def fingerprints(batch: pa.RecordBatch, columns: tuple[str, ...] = CONTENT_COLUMNS) -> pa.BinaryArray:
-    keys = content_keys(batch, columns)
-    return pa.array(map(xxhash.xxh3_128_digest, keys.cast(pa.binary()).to_pylist()), pa.binary(), size=len(keys))
+    return hash_each(content_keys(batch, columns))
+
+
+def hash_each(keys: pa.StringArray | pa.BinaryArray) -> pa.BinaryArray:
+    """XXH3-128 of each value (none may be null), as a binary array of 16-byte values.
+
+    The values are hashed as slices of the array's own data buffer and the digests joined into
+    one buffer: a list of Python bytes objects each way cost a third more.
+    """
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    offsets = np.frombuffer(keys.buffers()[1], dtype=np.int32, count=len(keys) + 1, offset=keys.offset * 4).tolist()
+    data = memoryview(keys.buffers()[2] or b"")
+    digests = b"".join([xxhash.xxh3_128_digest(data[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)])
+    bounds = np.arange(0, 16 * (len(keys) + 1), 16, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), len(keys), [None, pa.py_buffer(bounds), pa.py_buffer(digests)])
 
 
 def content_keys(batch: pa.RecordBatch, columns: tuple[str, ...] = CONTENT_COLUMNS) -> pa.StringArray:
