@@ -96,32 +96,111 @@ class FastFields:
     """The dialect fields the fast read asks Arrow for: the ones this source has shown so far.
 
     Every field in the explicit schema costs the reader time even when no line has it: the full
-    dialect made a block of plain events a third slower to read than just its own fields. The
-    first block is read with every field and shows which ones the source uses; a later block
-    with one more is read again with it added, so the result never depends on what was learned.
+    dialect made a block of plain events a third slower to read than just its own fields, and
+    the unused members of the objects it has (``purchaseTransaction.tax``, ``userInfo.userAgent``)
+    cost another sixth. The first block is read with every field and shows which fields and
+    members the source uses; a later block with one more is read again with it added, so the
+    result never depends on what was learned. The table comes back with every dialect field.
     """
 
     def __init__(self):
-        self.names: set[str] | None = None  # None: every dialect field
+        self.paths: set[str] | None = None  # dotted dialect paths seen with a value; None: all
+
+    @property
+    def names(self) -> set[str] | None:
+        """The top-level fields the source has shown."""
+        return None if self.paths is None else {p for p in self.paths if "." not in p}
 
     def options(self) -> pj.ParseOptions:
-        schema = DIALECT_SCHEMA if self.names is None else pa.schema([f for f in DIALECT_SCHEMA if f.name in self.names])
+        if self.paths is None:
+            schema = DIALECT_SCHEMA
+        else:
+            schema = pa.schema([pa.field(name, _narrowed(spec, name, self.paths)) for name, spec in SPEC.items()
+                                if name in self.paths])
         return pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
 
     def read(self, data: bytes | bytearray) -> pa.Table:
         """``data``'s lines as a table with every dialect column (absent ones all null)."""
         table = _read(data, self.options())
-        if self.names is None:
-            self.names = {n for n in DIALECT_SCHEMA.names if table.column(n).null_count < len(table)}
-        else:
-            added = {n for n in table.column_names if n in _DIALECT_NAMES} - self.names
-            if added:  # inferred, not read as the dialect types: read again with them
-                self.names |= added
-                table = _read(data, self.options())
+        seen = _used_paths(table)
+        if self.paths is None:
+            self.paths = seen
+        elif seen - self.paths:  # inferred, not read as the dialect types: read again with them
+            self.paths |= seen
+            table = _read(data, self.options())
+        columns, fields = [], []
         for field in DIALECT_SCHEMA:
-            if field.name not in table.column_names:
-                table = table.append_column(field, pa.nulls(len(table), field.type))
-        return table
+            if field.name in table.column_names:
+                column = table.column(field.name)
+                columns.append(_widened(column.combine_chunks(), field.type) if column.type != field.type else column)
+            else:
+                columns.append(pa.nulls(len(table), field.type))
+            fields.append(pa.field(field.name, columns[-1].type))
+        for name in table.column_names:  # fields the dialect does not have: the caller refuses them
+            if name not in _DIALECT_NAMES:
+                columns.append(table.column(name))
+                fields.append(table.schema.field(name))
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _used_paths(table: pa.Table) -> set[str]:
+    """The dotted dialect paths that have a value in ``table`` (members of lists of objects
+    under the list's name: ``productDetails.quantity``)."""
+    out: set[str] = set()
+    for name, spec in SPEC.items():
+        if name in table.column_names and table.column(name).null_count < len(table):
+            out.add(name)
+            _add_used(table.column(name).combine_chunks(), spec, name, out)
+    return out
+
+
+def _add_used(array: pa.Array, spec, path: str, out: set[str]) -> None:
+    if isinstance(spec, list):
+        if pa.types.is_list(array.type):
+            _add_used(array.flatten(), spec[0], path, out)
+    elif isinstance(spec, dict) and pa.types.is_struct(array.type):
+        for i in range(array.type.num_fields):
+            name = array.type.field(i).name
+            child = array.field(i)
+            if name in spec and child.null_count < len(child):
+                out.add(f"{path}.{name}")
+                _add_used(child, spec[name], f"{path}.{name}", out)
+
+
+def _narrowed(spec, path: str, paths: set[str]) -> pa.DataType:
+    """The dialect type at ``path`` with only the object members in ``paths`` (all of them when
+    none is: an object seen only empty)."""
+    if isinstance(spec, list):
+        return pa.list_(_narrowed(spec[0], path, paths))
+    if isinstance(spec, dict):
+        kept = [(name, _narrowed(sub, f"{path}.{name}", paths)) for name, sub in spec.items() if f"{path}.{name}" in paths]
+        return pa.struct(kept) if kept else _arrow_type(spec)
+    return _arrow_type(spec)
+
+
+def _widened(array: pa.Array, target: pa.DataType) -> pa.Array:
+    """``array`` with the members ``target`` has and it lacks added as nulls; members the
+    target does not have are kept (after the target's), for the unknown-field check."""
+    if pa.types.is_struct(target) and pa.types.is_struct(array.type):
+        have = {array.type.field(i).name: i for i in range(array.type.num_fields)}
+        children, fields = [], []
+        for member in target:
+            child = array.field(have[member.name]) if member.name in have else pa.nulls(len(array), member.type)
+            if member.name in have and child.type != member.type:
+                child = _widened(child, member.type)
+            children.append(child)
+            fields.append(pa.field(member.name, child.type))
+        for name, i in have.items():
+            if target.get_field_index(name) < 0:
+                children.append(array.field(i))
+                fields.append(array.type.field(i))
+        return pa.StructArray.from_arrays(children, fields=fields, mask=array.is_null() if array.null_count else None)
+    if pa.types.is_list(target) and pa.types.is_list(array.type):
+        first, last = array.offsets[0].as_py(), array.offsets[-1].as_py()
+        values = _widened(array.values.slice(first, last - first), target.value_type)
+        return pa.ListArray.from_arrays(pc.subtract(array.offsets, first), values,
+                                        mask=array.is_null() if array.null_count else None)
+    return array
 
 
 class FieldError(ValueError):

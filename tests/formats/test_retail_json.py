@@ -126,6 +126,34 @@ def test_fields_learned_from_earlier_blocks_never_change_a_later_result():
     assert {"uri", "offset", "orderBy", "userInfo", "pageCategories"} <= fields.names
 
 
+def test_members_learned_from_earlier_blocks_never_change_a_later_result():
+    """Objects are read with only the members seen so far: a later block with new members, a
+    member of the wrong type or one the dialect does not have parses as if fresh."""
+    fields = retail_json.FastFields()
+    purchase = {**PURCHASE, "purchaseTransaction": {"revenue": 5.5, "currencyCode": "USD"}}
+    first = block_of(b"\n".join([line(**purchase), line(userInfo={"userId": "u1"})]) + b"\n")
+    parse_block(first, fields)
+    assert {"purchaseTransaction.revenue", "userInfo.userId", "productDetails.product.id"} <= fields.paths
+    assert not {"purchaseTransaction.tax", "userInfo.ipAddress"} & fields.paths
+    later = [
+        line(**{**purchase, "purchaseTransaction": {"revenue": 5.5, "tax": 1, "currencyCode": "USD"}}),  # new member
+        line(userInfo={"userId": "u2", "ipAddress": "10.0.0.1", "userAgent": "x"}),
+        line(**{**purchase, "purchaseTransaction": {"revenue": "6.5", "currencyCode": "USD"}}),  # a number as text
+        line(userInfo={"userId": "u3", "shoeSize": 42}),  # a member the dialect does not have
+        line(userInfo={"userId": 7}),  # the wrong type
+        line(userInfo={}),
+        line(**{**PURCHASE, "productDetails": [{"product": {"id": "p", "title": "T"}, "quantity": 2}]}),
+        line(),
+    ]
+    block = block_of(b"\n".join(later) + b"\n")
+    learned_batch, learned_errors = parse_block(block, fields)
+    fresh_batch, fresh_errors = parse_block(block)
+    assert learned_batch.equals(fresh_batch) and learned_errors == fresh_errors
+    assert {(e["field"], e["reason"]) for e in learned_errors} >= {("userInfo.shoeSize", "UNKNOWN_FIELD"),
+                                                                   ("userInfo.userId", "INVALID_TYPE")}
+    assert {"purchaseTransaction.tax", "userInfo.ipAddress", "userInfo.userAgent"} <= fields.paths
+
+
 def test_attributes_with_any_spacing_parse_alike():
     spaced = line().replace(b"}", b', "attributes"  :  {"k": {"text": ["x"]}}}')
     compact = line().replace(b"}", b',"attributes":{"k":{"text":["x"]}}}')
