@@ -78,7 +78,15 @@ def _arrow_type(spec) -> pa.DataType:
 
 
 DIALECT_SCHEMA = pa.schema([(name, _arrow_type(spec)) for name, spec in SPEC.items()])
-_NUMBER_COLUMNS = [f.name for f in DIALECT_SCHEMA if "double" in str(f.type)]  # fields that hold numbers
+def _holds_numbers(spec) -> bool:
+    if spec in (NUMBER, ATTRIBUTES):
+        return True
+    if isinstance(spec, list):
+        return _holds_numbers(spec[0])
+    return isinstance(spec, dict) and any(_holds_numbers(sub) for sub in spec.values())
+
+
+_NUMBER_COLUMNS = [name for name, spec in SPEC.items() if _holds_numbers(spec)]
 _DIALECT_NAMES = frozenset(DIALECT_SCHEMA.names)
 _STRICT_OPTIONS = pj.ParseOptions(explicit_schema=DIALECT_SCHEMA, unexpected_field_behavior="error")
 _ROW_ERROR = re.compile(r"in row (\d+)")

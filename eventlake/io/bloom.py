@@ -42,20 +42,20 @@ def row_groups_that_may_hold(parquet: pq.ParquetFile, source, holding: list[tupl
     hold a row with, for every (column path, values) pair in ``holding``, one of the values."""
     metadata = parquet.metadata
     columns = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
+    # A column the file does not have rules nothing out.
+    hashed = [(columns[path], [xxhash.xxh64_intdigest(v.encode("utf-8")) for v in values])
+              for path, values in holding if path in columns]
     out = []
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
-        if all(_column_may_hold(row_group.column(columns[path]), source, values) if path in columns else True
-               for path, values in holding):
+        if all(_column_may_hold(row_group.column(column), source, hashes) for column, hashes in hashed):
             out.append(group)
     return out
 
 
-def _column_may_hold(chunk: pq.ColumnChunkMetaData, source, values: tuple[str, ...]) -> bool:
+def _column_may_hold(chunk: pq.ColumnChunkMetaData, source, hashes: list[int]) -> bool:
     bitset = _read_bitset(chunk, source)
-    if bitset is None:
-        return True
-    return any(bitset_may_hold(bitset, xxhash.xxh64_intdigest(v.encode("utf-8"))) for v in values)
+    return bitset is None or any(bitset_may_hold(bitset, h) for h in hashes)
 
 
 def bitset_may_hold(bitset: memoryview, hash64: int) -> bool:
