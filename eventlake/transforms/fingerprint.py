@@ -123,7 +123,7 @@ def with_event_ids(batch: pa.RecordBatch, prints: pa.BinaryArray) -> pa.BinaryAr
         return prints
     formats = batch.column("source_format") if "source_format" in batch.schema.names else pa.nulls(len(ids), pa.string())
     keys = pc.binary_join_element_wise("event_id", pc.fill_null(formats, ""), ids, "\x00")
-    by_id = pa.array([None if k is None else xxhash.xxh3_128_digest(k.encode()) for k in keys.to_pylist()], pa.binary())
+    by_id = hash_each(pc.fill_null(keys, ""))  # rows without an id keep their content's print below
     return pc.if_else(pc.is_valid(ids), by_id, prints)
 
 
