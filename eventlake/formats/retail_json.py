@@ -78,6 +78,8 @@ def _arrow_type(spec) -> pa.DataType:
 
 
 DIALECT_SCHEMA = pa.schema([(name, _arrow_type(spec)) for name, spec in SPEC.items()])
+
+
 def _holds_numbers(spec) -> bool:
     if spec in (NUMBER, ATTRIBUTES):
         return True

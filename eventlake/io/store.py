@@ -150,11 +150,10 @@ def new_file_path(date: str, run_id: str) -> str:
 
 
 class _OpenFile:
-    def __init__(self, store: str, date: str, run_id: str, schema: pa.Schema):
+    def __init__(self, store: str, date: str, run_id: str):
         self.info = WrittenFile(path=new_file_path(date, run_id), date=date)
         self.handle = FileSystems.create(join_path(store, self.info.path), compression_type=CompressionTypes.UNCOMPRESSED)
         self.sink = pa.PythonFile(self.handle, mode="w")
-        self.schema = schema
         self.writer: pq.ParquetWriter | None = None  # made at the first write, which sizes the Bloom filters
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
@@ -197,7 +196,7 @@ class StoreFileWriter:
     def _append(self, date: str, part: pa.RecordBatch) -> None:
         f = self.open.get(date)
         if f is None:
-            f = self.open[date] = _OpenFile(self.store, date, self.run_id, self.schema)
+            f = self.open[date] = _OpenFile(self.store, date, self.run_id)
         f.pending.append(part)
         f.pending_rows += len(part)
         self.buffered += len(part)
@@ -209,7 +208,7 @@ class StoreFileWriter:
             return
         table = pa.Table.from_batches(f.pending, schema=self.schema)
         if f.writer is None:
-            f.writer = pq.ParquetWriter(f.sink, f.schema, **write_options(f.schema, rows_per_group=len(table)))
+            f.writer = pq.ParquetWriter(f.sink, self.schema, **write_options(self.schema, rows_per_group=len(table)))
         f.writer.write_table(table, row_group_size=max(len(table), 1))
         f.info.count(table)
         f.row_groups += 1
